@@ -1,0 +1,509 @@
+"""The supervisor: VM lifecycle, the only writer of VM records, adoption of live keepers.
+
+Each running VM is a console keeper process (see console/keeper.py) that is the VMM's parent.
+The supervisor watches every keeper through a pidfd, so it learns of a VM's end at once, without
+polling, and it can be closed and reopened (or crash) while the VMs keep running: on open it
+adopts the keepers it finds (pid file + kernel start time, never a bare pid) and settles the
+records of VMs whose keeper is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psutil
+
+from glidex_core.config import Paths, Settings, default_hypervisor, glidex_home, load_settings
+from glidex_core.console.keeper import KeeperSpec
+from glidex_core.console.procinfo import is_same_process, start_ticks
+from glidex_core.models import (
+    ConflictError,
+    GlidexError,
+    HypervisorError,
+    InvalidStateError,
+    NotFoundError,
+    Operation,
+    VmRecord,
+    VmSpec,
+    VmState,
+    next_state,
+)
+from glidex_core.store import RecordStore
+from glidex_core.vmm import VmmBackend, backend_for
+
+log = logging.getLogger(__name__)
+
+KEEPER_READY_TIMEOUT = 10.0
+BOOT_TIMEOUT = 30.0
+SIGNAL_GRACE = 3.0
+
+
+class SupervisorBusyError(GlidexError):
+    code = "busy"
+
+
+@dataclass
+class VmEvent:
+    """Something that happened to a VM: created, state (with a reason), deleted."""
+
+    kind: str
+    vm: VmRecord
+    reason: str | None = None
+    at: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict:
+        return {"type": self.kind, "vm": asdict(self.vm), "reason": self.reason, "at": self.at}
+
+
+@dataclass
+class ConsoleInfo:
+    vm_id: str
+    console_socket_path: Path
+    log_path: Path
+    available: bool
+
+
+@dataclass
+class _Watch:
+    """A live keeper we follow through its pidfd."""
+
+    keeper_pid: int
+    vmm_pid: int
+    vmm_start: int | None
+    pidfd: int
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def describe_exit(exit_code: int | None, exit_signal: int | None) -> str:
+    if exit_signal:
+        return f"VMM killed by {signal.Signals(exit_signal).name}"
+    return f"VMM exited with code {exit_code}"
+
+
+def _tail_text(path: Path, max_bytes: int = 2000) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - max_bytes))
+            return f.read().decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+class Supervisor:
+    def __init__(self, paths: Paths, settings: Settings) -> None:
+        self.paths = paths
+        self.settings = settings
+        self.store = RecordStore(paths)
+        self._records: dict[str, VmRecord] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._create_lock = asyncio.Lock()
+        self._watches: dict[str, _Watch] = {}
+        self._stopping: set[str] = set()
+        self._subscribers: list[Callable[[VmEvent], None]] = []
+        self._lock_fd: int | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    # -- opening and closing ---------------------------------------------------------------
+    @classmethod
+    async def open(cls, home: Path | None = None) -> Supervisor:
+        """Take the home's supervisor lock, load every record and adopt live keepers."""
+        paths = Paths(home or glidex_home())
+        paths.ensure()
+        supervisor = cls(paths, load_settings(paths))
+        supervisor._acquire_lock()
+        for record in supervisor.store.load_all():
+            supervisor._records[record.id] = record
+            if record.is_live:
+                supervisor._adopt(record)
+        return supervisor
+
+    def _acquire_lock(self) -> None:
+        fd = os.open(self.paths.supervisor_lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SupervisorBusyError(
+                f"another Glidex supervisor already manages {self.paths.home} "
+                "(a glidex-control-plane or glidex); use it, or stop it first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    async def close(self) -> None:
+        """Stop watching and release the lock. Running VMs keep running."""
+        loop = asyncio.get_running_loop()
+        for watch in self._watches.values():
+            loop.remove_reader(watch.pidfd)
+            os.close(watch.pidfd)
+        self._watches.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- queries ---------------------------------------------------------------------------
+    def list(self) -> list[VmRecord]:
+        return sorted(self._records.values(), key=lambda r: r.created_at)
+
+    def get(self, ref: str) -> VmRecord:
+        """A VM by id or by its unique name."""
+        record = self._records.get(ref)
+        if record is None:
+            record = next((r for r in self._records.values() if r.name == ref), None)
+        if record is None:
+            raise NotFoundError(ref)
+        return record
+
+    def console_info(self, ref: str) -> ConsoleInfo:
+        record = self.get(ref)
+        socket_path = self.paths.console_socket(record.id)
+        return ConsoleInfo(
+            vm_id=record.id,
+            console_socket_path=socket_path,
+            log_path=self.paths.console_log(record.id),
+            available=record.is_live and socket_path.exists(),
+        )
+
+    def backend(self, record: VmRecord) -> VmmBackend:
+        return backend_for(record.hypervisor, self.paths, self.settings)
+
+    # -- events ----------------------------------------------------------------------------
+    def subscribe(self, callback: Callable[[VmEvent], None]) -> Callable[[], None]:
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+    def _emit(self, kind: str, record: VmRecord, reason: str | None = None) -> None:
+        event = VmEvent(kind, VmRecord(**asdict(record)), reason)
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            except Exception:  # a broken subscriber must not break the lifecycle
+                log.exception("event subscriber failed")
+
+    def _save(self, record: VmRecord, *, reason: str | None = None, emit: bool = True) -> None:
+        record.updated_at = time.time()
+        self.store.save(record)
+        self._records[record.id] = record
+        if emit:
+            self._emit("state", record, reason)
+
+    def _lock(self, vm_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(vm_id, asyncio.Lock())
+
+    # -- create and delete -----------------------------------------------------------------
+    async def create(self, spec: VmSpec) -> VmRecord:
+        host_mib = psutil.virtual_memory().total >> 20
+        spec.validated(max_mem_mib=host_mib)
+        hypervisor = spec.hypervisor or default_hypervisor(self.settings)
+        async with self._create_lock:
+            if any(r.name == spec.name for r in self._records.values()):
+                raise ConflictError(f"a VM named {spec.name!r} already exists")
+            record = VmRecord.from_spec(spec, hypervisor)
+            taken = {self.paths.console_socket(r) for r in self._records}
+            while self.paths.console_socket(record.id) in taken:  # short-id clash: new id
+                record = VmRecord.from_spec(spec, hypervisor)
+            self._save(record, emit=False)
+        self._emit("created", record)
+        return record
+
+    async def delete(self, ref: str) -> None:
+        record = self.get(ref)
+        if record.is_live:
+            await self.stop(record.id)
+        async with self._lock(record.id):
+            self._remove_runtime_files(record)
+            self.store.delete(record.id)
+            self._records.pop(record.id, None)
+        self._locks.pop(record.id, None)
+        self._emit("deleted", record)
+
+    # -- start -----------------------------------------------------------------------------
+    async def start(self, ref: str) -> VmRecord:
+        """Start a VM; on a paused VM this resumes it, as the original Glidex did."""
+        record = self.get(ref)
+        if record.state == VmState.PAUSED:
+            return await self.resume(record.id)
+        async with self._lock(record.id):
+            next_state(record.state, Operation.START)
+            backend = self.backend(record)
+            backend.check_files(record)
+            self._remove_runtime_files(record)
+            self.paths.exit_file(record.id).unlink(missing_ok=True)
+            try:
+                argv = await asyncio.to_thread(backend.command, record)
+                watch = await self._spawn_keeper(record, argv)
+            except HypervisorError as exc:
+                self._settle(record, VmState.FAILED, str(exc))
+                raise
+            failure = await self._boot(record, backend, watch)
+            if failure:
+                await self._force_end(record.id, watch)
+                detail = _tail_text(self.paths.vmm_log(record.id))
+                message = failure if not detail else f"{failure}: {detail}"
+                self._settle(record, VmState.FAILED, message)
+                raise HypervisorError(message)
+            record.state = VmState.RUNNING
+            record.reason = None
+            record.started_at = time.time()
+            record.stopped_at = record.exit_code = record.exit_signal = None
+            record.keeper_pid, record.vmm_pid = watch.keeper_pid, watch.vmm_pid
+            self._save(record, reason="started")
+            return record
+
+    async def _spawn_keeper(self, record: VmRecord, argv: list[str]) -> _Watch:
+        spec = KeeperSpec(
+            vm_id=record.id,
+            argv=argv,
+            log_path=str(self.paths.console_log(record.id)),
+            socket_path=str(self.paths.console_socket(record.id)),
+            pid_file=str(self.paths.keeper_pid_file(record.id)),
+            exit_file=str(self.paths.exit_file(record.id)),
+            vmm_stderr_path=str(self.paths.vmm_log(record.id)),
+            cwd=str(self.paths.vm_dir(record.id)),
+        )
+        keeper_log = self.paths.vm_dir(record.id) / "keeper.log"
+        with open(keeper_log, "ab") as err:
+            os.chmod(keeper_log, 0o600)
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "glidex_core.console.keeper", json.dumps(asdict(spec)),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=err,
+                start_new_session=True,  # its own session: it outlives us and our terminal
+                env=self._keeper_env(),
+            )
+        try:
+            line = await asyncio.wait_for(process.stdout.readline(), KEEPER_READY_TIMEOUT)
+        except TimeoutError:
+            process.kill()
+            raise HypervisorError("the console keeper did not start in time") from None
+        text = line.decode(errors="replace").strip()
+        if not text.startswith("ready"):
+            raise HypervisorError(
+                f"console keeper failed: {text.removeprefix('error ') or _tail_text(keeper_log)}"
+            )
+        info = _read_json(self.paths.keeper_pid_file(record.id)) or {}
+        watch = self._watch(record.id, info)
+        if watch is None:  # the VMM was gone before we could even look
+            raise HypervisorError(_tail_text(self.paths.vmm_log(record.id)) or "VMM exited")
+        return watch
+
+    def _keeper_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        return env
+
+    async def _boot(self, record: VmRecord, backend: VmmBackend, watch: _Watch) -> str | None:
+        """Configure and start the guest; the reason it failed, or None."""
+        boot = asyncio.ensure_future(backend.boot(record))
+        exited = asyncio.ensure_future(watch.exited.wait())
+        done, _ = await asyncio.wait({boot, exited}, timeout=BOOT_TIMEOUT,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        exited.cancel()
+        if boot not in done:
+            boot.cancel()
+            return "the VMM exited while starting" if exited in done else "boot timed out"
+        if boot.exception() is not None:
+            return str(boot.exception())
+        return None
+
+    # -- watching keepers ------------------------------------------------------------------
+    def _watch(self, vm_id: str, info: dict) -> _Watch | None:
+        """Follow a keeper through a pidfd, after proving the pid is still that keeper."""
+        keeper_pid = info.get("keeper_pid")
+        if not keeper_pid:
+            return None
+        try:
+            pidfd = os.pidfd_open(keeper_pid)
+        except ProcessLookupError:
+            return None
+        # Checked after opening: the pidfd now pins this very process, so no reuse race.
+        if not is_same_process(keeper_pid, info.get("keeper_start")):
+            os.close(pidfd)
+            return None
+        watch = _Watch(keeper_pid, info.get("vmm_pid", 0), info.get("vmm_start"), pidfd)
+        self._watches[vm_id] = watch
+        asyncio.get_running_loop().add_reader(pidfd, self._keeper_exited, vm_id, watch)
+        return watch
+
+    def _keeper_exited(self, vm_id: str, watch: _Watch) -> None:
+        asyncio.get_running_loop().remove_reader(watch.pidfd)
+        watch.exited.set()
+        task = asyncio.ensure_future(self._settle_exit(vm_id, watch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _settle_exit(self, vm_id: str, watch: _Watch) -> None:
+        async with self._lock(vm_id):
+            if self._watches.get(vm_id) is not watch:
+                return  # a start or stop in progress owns this exit
+            record = self._records.get(vm_id)
+            if record is not None:
+                self._finish(record, watch)
+
+    def _unwatch(self, vm_id: str) -> None:
+        watch = self._watches.pop(vm_id, None)
+        if watch is not None:
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(watch.pidfd)
+            with contextlib.suppress(OSError):
+                os.close(watch.pidfd)
+
+    def _adopt(self, record: VmRecord) -> None:
+        info = _read_json(self.paths.keeper_pid_file(record.id)) or {}
+        if self._watch(record.id, info) is None:
+            self._finish(record, None, keeper_gone_reason="the console keeper was gone")
+
+    def _finish(self, record: VmRecord, watch: _Watch | None, *,
+                keeper_gone_reason: str = "the console keeper died") -> None:
+        """Settle a VM whose keeper has ended: stopped if asked or clean, crashed otherwise."""
+        requested = record.id in self._stopping
+        self._stopping.discard(record.id)
+        self._unwatch(record.id)
+        if watch is not None:
+            self._kill_vmm(watch.vmm_pid, watch.vmm_start, signal.SIGKILL)
+        status = _read_json(self.paths.exit_file(record.id))
+        if status is None:
+            record.exit_code = record.exit_signal = None
+            state, reason = VmState.CRASHED, keeper_gone_reason
+        else:
+            record.exit_code, record.exit_signal = status.get("exit_code"), status.get("signal")
+            reason = describe_exit(record.exit_code, record.exit_signal)
+            clean = record.exit_code == 0
+            if requested:
+                state, reason = VmState.STOPPED, f"stopped on request ({reason})"
+            elif clean:
+                state, reason = VmState.STOPPED, "the guest powered off"
+            else:
+                state = VmState.CRASHED
+        self._settle(record, state, reason)
+
+    def _settle(self, record: VmRecord, state: VmState, reason: str) -> None:
+        self._unwatch(record.id)
+        self._remove_runtime_files(record)
+        record.state = state
+        record.reason = reason
+        record.stopped_at = time.time()
+        record.keeper_pid = record.vmm_pid = None
+        self._save(record, reason=reason)
+
+    def _remove_runtime_files(self, record: VmRecord) -> None:
+        files = [self.paths.console_socket(record.id), self.paths.keeper_pid_file(record.id)]
+        files += self.backend(record).runtime_files(record)
+        for path in files:
+            path.unlink(missing_ok=True)
+
+    @staticmethod
+    def _kill_vmm(pid: int, start: int | None, signum: int) -> None:
+        """Signal the VMM only if the pid still is that VMM (pids are reused)."""
+        if is_same_process(pid, start):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    # -- stop, pause, resume ---------------------------------------------------------------
+    async def stop(self, ref: str, *, force: bool = False, timeout: float | None = None) -> VmRecord:
+        """Graceful power-off, then SIGTERM, then SIGKILL; force skips the graceful part."""
+        record = self.get(ref)
+        async with self._lock(record.id):
+            next_state(record.state, Operation.STOP)
+            watch = self._watches.get(record.id)
+            self._stopping.add(record.id)
+            if watch is None:
+                self._finish(record, None)
+                return record
+            timeout = self.settings.stop_timeout if timeout is None else timeout
+            if not force and await self._graceful_stop(record, watch, timeout):
+                self._finish(record, watch)
+                return record
+            await self._force_end(record.id, watch)
+            self._finish(record, watch)
+            return record
+
+    async def _graceful_stop(self, record: VmRecord, watch: _Watch, timeout: float) -> bool:
+        backend = self.backend(record)
+        try:
+            if record.state == VmState.PAUSED:
+                await backend.resume(record)
+            await asyncio.wait_for(backend.request_shutdown(record), timeout)
+        except (GlidexError, OSError, TimeoutError) as exc:
+            log.info("graceful stop of %s failed: %s", record.name, exc)
+            return False
+        return await _wait_event(watch.exited, timeout)
+
+    async def _force_end(self, vm_id: str, watch: _Watch) -> None:
+        for signum in (signal.SIGTERM, signal.SIGKILL):
+            self._kill_vmm(watch.vmm_pid, watch.vmm_start, signum)
+            if await _wait_event(watch.exited, SIGNAL_GRACE):
+                return
+        # The VMM is gone or unkillable and the keeper still lingers: end the keeper too.
+        with contextlib.suppress(ProcessLookupError):
+            if start_ticks(watch.keeper_pid) is not None:
+                os.kill(watch.keeper_pid, signal.SIGKILL)
+        await _wait_event(watch.exited, SIGNAL_GRACE)
+
+    async def pause(self, ref: str) -> VmRecord:
+        return await self._transition(ref, Operation.PAUSE)
+
+    async def resume(self, ref: str) -> VmRecord:
+        return await self._transition(ref, Operation.RESUME)
+
+    async def _transition(self, ref: str, operation: Operation) -> VmRecord:
+        record = self.get(ref)
+        async with self._lock(record.id):
+            target = next_state(record.state, operation)
+            backend = self.backend(record)
+            action = backend.pause if operation == Operation.PAUSE else backend.resume
+            try:
+                await action(record)
+            except GlidexError:
+                raise
+            except Exception as exc:
+                raise HypervisorError(f"{operation} failed: {exc}") from exc
+            record.state = target
+            self._save(record, reason=f"{operation}d")
+            return record
+
+    async def restart(self, ref: str) -> VmRecord:
+        record = self.get(ref)
+        if record.is_live:
+            await self.stop(record.id)
+        return await self.start(record.id)
+
+
+async def _wait_event(event: asyncio.Event, timeout: float) -> bool:
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
+__all__ = [
+    "ConsoleInfo",
+    "InvalidStateError",
+    "Supervisor",
+    "SupervisorBusyError",
+    "VmEvent",
+]
