@@ -136,7 +136,9 @@ def load_settings(paths: Paths) -> Settings:
     except FileNotFoundError:
         return Settings()
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{paths.config_file} is not valid TOML ({exc}); fix or remove it") from exc
+        raise ValueError(
+            f"{paths.config_file} is not valid TOML ({exc}); fix or remove it"
+        ) from exc
     known = {f.name for f in fields(Settings)} - {"extra"}
     settings = Settings(**{k: v for k, v in data.items() if k in known})
     settings.extra = {k: v for k, v in data.items() if k not in known}

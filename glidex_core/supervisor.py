@@ -423,7 +423,9 @@ class Supervisor:
                 os.kill(pid, signum)
 
     # -- stop, pause, resume ---------------------------------------------------------------
-    async def stop(self, ref: str, *, force: bool = False, timeout: float | None = None) -> VmRecord:
+    async def stop(
+        self, ref: str, *, force: bool = False, timeout: float | None = None
+    ) -> VmRecord:
         """Graceful power-off, then SIGTERM, then SIGKILL; force skips the graceful part."""
         record = self.get(ref)
         async with self._lock(record.id):

@@ -17,6 +17,7 @@ When the VMM exits it writes the exit status to ``exit_file`` and exits too.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -105,10 +106,9 @@ class Keeper:
 
     @staticmethod
     def _listen(path: str) -> socket.socket:
-        try:
-            os.unlink(path)  # a stale socket from a crashed keeper must never block start
-        except FileNotFoundError:
-            pass
+        # A stale socket from a crashed keeper must never block start.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind(path)
         os.chmod(path, 0o600)
@@ -278,10 +278,8 @@ class Keeper:
         })
         self.listener.close()
         for path in (self.spec.socket_path, self.spec.pid_file):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-            except FileNotFoundError:
-                pass
         deadline = time.monotonic() + FINAL_FLUSH_SECONDS
         while time.monotonic() < deadline and any(c.outbuf for c in self.clients.values()):
             for fd in [fd for fd, c in self.clients.items() if c.outbuf]:
@@ -292,10 +290,8 @@ class Keeper:
         os.close(self.log_fd)
 
     def forward_signal(self, signum: int, _frame: object) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(self.vmm_pid, signum)
-        except ProcessLookupError:
-            pass
 
 
 def main(argv: list[str]) -> int:

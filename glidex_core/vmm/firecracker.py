@@ -55,7 +55,9 @@ class FirecrackerBackend(VmmBackend):
         return httpx.AsyncClient(transport=transport, base_url="http://localhost", timeout=10)
 
     @staticmethod
-    async def _call(client: httpx.AsyncClient, method: str, path: str, body: dict[str, Any]) -> None:
+    async def _call(
+        client: httpx.AsyncClient, method: str, path: str, body: dict[str, Any]
+    ) -> None:
         try:
             response = await client.request(method, path, json=body)
         except httpx.HTTPError as exc:

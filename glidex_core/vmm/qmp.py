@@ -7,6 +7,7 @@ skipping events until a ``return`` or ``error`` arrives.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -58,10 +59,8 @@ class QmpClient:
 
     async def close(self) -> None:
         self._writer.close()
-        try:
+        with contextlib.suppress(ConnectionError, OSError):
             await self._writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
 
 
 async def qmp_command(path: Path, command: str, arguments: dict[str, Any] | None = None) -> Any:
