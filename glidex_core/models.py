@@ -57,6 +57,7 @@ class ValidationError(GlidexError, ValueError):
     def __init__(self, field_name: str, message: str) -> None:
         super().__init__(f"{field_name}: {message}")
         self.field = field_name
+        self.message = message
 
 
 class NotFoundError(GlidexError, LookupError):
@@ -156,19 +157,42 @@ class VmSpec:
     hypervisor: str | None = None
     initrd_path: str | None = None
 
-    def validated(self, max_mem_mib: int = 1 << 20) -> VmSpec:
-        """Return self after checking every field; raises ValidationError naming the field."""
-        validate_name(self.name)
-        _validate_int("vcpu_count", self.vcpu_count, 1, MAX_VCPUS)
-        _validate_int("mem_size_mib", self.mem_size_mib, MIN_MEM_MIB, max_mem_mib)
-        _validate_path("kernel_image_path", self.kernel_image_path)
-        _validate_path("rootfs_path", self.rootfs_path)
-        _validate_path("initrd_path", self.initrd_path, optional=True)
-        self.kernel_args = validate_kernel_args(self.kernel_args)
+    def field_errors(self, max_mem_mib: int = 1 << 20) -> dict[str, str]:
+        """Every field's problem at once (a form shows them all), keyed by field name."""
+        checks = {
+            "name": lambda: validate_name(self.name),
+            "vcpu_count": lambda: _validate_int("vcpu_count", self.vcpu_count, 1, MAX_VCPUS),
+            "mem_size_mib": lambda: _validate_int(
+                "mem_size_mib", self.mem_size_mib, MIN_MEM_MIB, max_mem_mib
+            ),
+            "kernel_image_path": lambda: _validate_path("kernel_image_path",
+                                                        self.kernel_image_path),
+            "rootfs_path": lambda: _validate_path("rootfs_path", self.rootfs_path),
+            "initrd_path": lambda: _validate_path("initrd_path", self.initrd_path, optional=True),
+            "kernel_args": lambda: validate_kernel_args(self.kernel_args),
+            "hypervisor": self._check_hypervisor,
+        }
+        errors = {}
+        for name, check in checks.items():
+            try:
+                check()
+            except ValidationError as exc:
+                errors[name] = exc.message
+        return errors
+
+    def _check_hypervisor(self) -> None:
         if self.hypervisor is not None and self.hypervisor not in HYPERVISORS:
             raise ValidationError(
                 "hypervisor", f"must be one of {', '.join(HYPERVISORS)}, got {self.hypervisor!r}"
             )
+
+    def validated(self, max_mem_mib: int = 1 << 20) -> VmSpec:
+        """Return self after checking every field; raises ValidationError naming the field."""
+        errors = self.field_errors(max_mem_mib)
+        if errors:
+            field_name, message = next(iter(errors.items()))
+            raise ValidationError(field_name, message)
+        self.kernel_args = self.kernel_args or None
         return self
 
 

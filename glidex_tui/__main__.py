@@ -1,0 +1,32 @@
+"""``glidex``: the dashboard; ``glidex images ...``: the sample guest."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["images"]:
+        from glidex_core.cli_images import main as images_main
+
+        return images_main(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="glidex",
+        description="Glidex dashboard. Also: 'glidex images sample' builds the sample guest.",
+    )
+    parser.add_argument("--home", type=Path,
+                        help="Glidex home (default: $GLIDEX_HOME or ~/.glidex)")
+    args = parser.parse_args(argv)
+
+    from glidex_tui.app import GlidexApp
+
+    app = GlidexApp(home=args.home)
+    app.run()
+    return app.return_code or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

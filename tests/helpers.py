@@ -1,0 +1,88 @@
+"""Shared test helpers: waiting on console output, attaching to keeper sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import time
+from pathlib import Path
+
+from glidex_core.models import VmSpec
+
+PROMPT = b"/ # "
+GUEST_BOOT_TIMEOUT = 60.0  # TCG on a loaded 2-core machine; a boot usually takes 3-5 s
+
+
+def wait_for_file_text(path: Path, needle: bytes, timeout: float = GUEST_BOOT_TIMEOUT,
+                       start: int = 0) -> bytes:
+    """Poll a console log until ``needle`` appears after offset ``start``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            data = path.read_bytes()[start:]
+        except FileNotFoundError:
+            data = b""
+        if needle in data:
+            return data
+        time.sleep(0.1)
+    raise AssertionError(f"{needle!r} not in {path} after {timeout} s; tail: {data[-500:]!r}")
+
+
+class Console:
+    """A client of a keeper socket that can wait for text, like a person at the console."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.seen = bytearray()
+
+    @classmethod
+    async def attach(cls, socket_path: Path) -> Console:
+        reader, writer = await asyncio.open_unix_connection(str(socket_path))
+        return cls(reader, writer)
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def expect(self, pattern: bytes, timeout: float = 20.0) -> re.Match:
+        """Wait until ``pattern`` (a regex) matches what arrived since the last expect."""
+        regex = re.compile(pattern)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            match = regex.search(self.seen)
+            if match:
+                del self.seen[: match.end()]
+                return match
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"{pattern!r} not seen; got {bytes(self.seen[-500:])!r}")
+            try:
+                chunk = await asyncio.wait_for(self.reader.read(65536), remaining)
+            except TimeoutError:
+                continue
+            if not chunk:
+                raise AssertionError(f"console closed before {pattern!r}")
+            self.seen += chunk
+
+    async def run(self, command: str, expect: bytes, timeout: float = 20.0) -> re.Match:
+        await self.send(command.encode() + b"\r")
+        return await self.expect(expect, timeout)
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
+
+
+def guest_spec(sample: Path, workdir: Path, name: str, **extra) -> VmSpec:
+    """A spec for the sample guest with its own copy of the rootfs (QEMU locks disk images)."""
+    rootfs = workdir / f"{name}.ext4"
+    if not rootfs.exists():
+        shutil.copyfile(sample / "rootfs.ext4", rootfs)
+    return VmSpec(name=name, kernel_image_path=str(sample / "vmlinuz"),
+                  rootfs_path=str(rootfs), mem_size_mib=256, **extra)
