@@ -26,6 +26,7 @@ import selectors
 import signal
 import socket
 import sys
+import termios
 import time
 import tty
 from dataclasses import dataclass, field
@@ -66,12 +67,24 @@ def _write_json_atomic(path: str, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def _make_raw(fd: int) -> None:
+    """Raw mode with no output translation even if the VMM turns OPOST back on.
+
+    QEMU's stdio chardev sets OPOST on its terminal; with ONLCR still set the guest's CR LF would
+    reach us as CR CR LF. Clearing the translation flags themselves keeps bytes exact.
+    """
+    tty.setraw(fd)
+    attrs = termios.tcgetattr(fd)
+    attrs[1] &= ~(termios.ONLCR | termios.OCRNL | termios.ONOCR | termios.ONLRET)
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
+
+
 def _spawn_vmm(spec: KeeperSpec) -> tuple[int, int]:
     """Fork the VMM with the PTY slave as its stdio and controlling terminal."""
     pid, master = pty.fork()
     if pid == 0:  # child
         try:
-            tty.setraw(0)  # no echo, no line discipline, no CR/LF translation
+            _make_raw(0)
             err = os.open(spec.vmm_stderr_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             os.dup2(err, 2)
             if spec.cwd:

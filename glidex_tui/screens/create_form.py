@@ -69,6 +69,10 @@ class CreateVmScreen(ModalScreen[VmSpec | None]):
                 yield Button("Create", variant="primary", id="create")
                 yield Button("Cancel", id="cancel")
 
+    def on_mount(self) -> None:
+        self.query_one("#dialog").can_focus = False  # typing starts in the first field
+        self.query_one("#name", Input).focus()
+
     def _spec(self) -> tuple[VmSpec, dict[str, str]]:
         """The spec as typed, and what is wrong with it, field by field."""
         raw = {key: self.query_one(f"#{key}", Input).value.strip() for key, _ in TEXT_FIELDS}
