@@ -189,6 +189,17 @@ else
     fi
 fi
 
+# Glidex picks Firecracker as the default hypervisor when `firecracker` is on PATH.
+if [ "$FC_READY" -eq 1 ]; then
+    for cmd in firecracker jailer; do
+        link="$BIN_DIR/$cmd"
+        if [ -x "$VENV/bin/$cmd" ] && { [ ! -e "$link" ] || [ -L "$link" ]; }; then
+            ln -sfn "$VENV/bin/$cmd" "$link"
+        fi
+    done
+    did "linked firecracker into $BIN_DIR"
+fi
+
 # --------------------------------------------------------------------------- sample guest
 SAMPLE_ARGS=(sample)
 [ "$FC_READY" -eq 1 ] && SAMPLE_ARGS+=(--hypervisor firecracker)
