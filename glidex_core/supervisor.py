@@ -72,6 +72,7 @@ class ConsoleInfo:
     console_socket_path: Path
     log_path: Path
     available: bool
+    clients: int = 0
 
 
 @dataclass
@@ -178,11 +179,14 @@ class Supervisor:
     def console_info(self, ref: str) -> ConsoleInfo:
         record = self.get(ref)
         socket_path = self.paths.console_socket(record.id)
+        available = record.is_live and socket_path.exists()
+        keeper = _read_json(self.paths.keeper_pid_file(record.id)) if available else None
         return ConsoleInfo(
             vm_id=record.id,
             console_socket_path=socket_path,
             log_path=self.paths.console_log(record.id),
-            available=record.is_live and socket_path.exists(),
+            available=available,
+            clients=(keeper or {}).get("clients", 0),
         )
 
     def backend(self, record: VmRecord) -> VmmBackend:

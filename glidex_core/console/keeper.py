@@ -108,6 +108,7 @@ class Keeper:
             spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600
         )
         self.log_error_reported = False
+        self.finishing = False
         self.listener = self._listen(spec.socket_path)
         self.vmm_pid, self.master = _spawn_vmm(spec)
         os.set_blocking(self.master, False)
@@ -136,6 +137,7 @@ class Keeper:
             "vmm_pid": self.vmm_pid,
             "vmm_start": start_ticks(self.vmm_pid),
             "socket": self.spec.socket_path,
+            "clients": len(self.clients),
         })
 
     # -- the byte path ---------------------------------------------------------------------
@@ -248,6 +250,7 @@ class Keeper:
         sock.setblocking(False)
         self.clients[sock.fileno()] = Client(sock)
         self._update_client_events(sock.fileno())
+        self.write_pid_file()  # the client count is part of it
 
     def _drop(self, fd: int) -> None:
         client = self.clients.pop(fd, None)
@@ -256,6 +259,8 @@ class Keeper:
         if fd in self.sel.get_map():
             self.sel.unregister(fd)
         client.sock.close()
+        if not self.finishing:
+            self.write_pid_file()
 
     # -- lifetime --------------------------------------------------------------------------
     def run(self) -> None:
@@ -280,6 +285,7 @@ class Keeper:
 
     def _finish(self) -> None:
         """The VMM exited: keep its last bytes, record its status, let clients see the end."""
+        self.finishing = True
         _, status = os.waitpid(self.vmm_pid, 0)
         while self._read_master():
             pass

@@ -1,0 +1,68 @@
+"""Every error leaves the API as ``{"error": code, "message": text}`` with the right status."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from glidex_core.models import (
+    ConflictError,
+    GlidexError,
+    HypervisorError,
+    InvalidStateError,
+    NotFoundError,
+    ValidationError,
+)
+
+STATUS_BY_ERROR: dict[type[GlidexError], int] = {
+    NotFoundError: 404,
+    ConflictError: 409,
+    InvalidStateError: 400,
+    ValidationError: 422,
+    HypervisorError: 500,
+}
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 413: "payload_too_large",
+              415: "unsupported_media_type", 422: "validation_error"}
+
+
+def error_response(status: int, code: str, message: str, headers=None) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
+
+
+def _field_path(location: tuple) -> str:
+    parts = [str(p) for p in location if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
+    problems = []
+    for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            return 400, "invalid_json", f"the request body is not valid JSON: {error.get('msg')}"
+        field = _field_path(tuple(error.get("loc", ())))
+        if error.get("type") == "extra_forbidden":
+            problems.append(f"{field}: unknown field")
+        elif error.get("type") == "missing":
+            problems.append(f"{field}: is required")
+        else:
+            problems.append(f"{field}: {error.get('msg')}")
+    return 422, "validation_error", "; ".join(problems)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GlidexError)
+    async def glidex_error(_request: Request, exc: GlidexError) -> JSONResponse:
+        status = next((s for t, s in STATUS_BY_ERROR.items() if isinstance(exc, t)), 500)
+        return error_response(status, exc.code, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def request_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(*describe_validation(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, "error")
+        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))

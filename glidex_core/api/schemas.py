@@ -1,0 +1,103 @@
+"""Request and response shapes. Strict: a string is not a number and unknown fields are errors,
+so a typo in a script fails loudly instead of being silently ignored."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
+
+from glidex_core.config import Paths
+from glidex_core.models import VmRecord, VmSpec
+
+
+class CreateVmRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: StrictStr
+    vcpu_count: StrictInt = 1
+    mem_size_mib: StrictInt = 512
+    kernel_image_path: StrictStr
+    rootfs_path: StrictStr
+    kernel_args: StrictStr | None = None
+    hypervisor: StrictStr | None = None
+    initrd_path: StrictStr | None = None
+
+    def to_spec(self) -> VmSpec:
+        return VmSpec(**self.model_dump())
+
+
+class VmResponse(BaseModel):
+    id: str
+    name: str
+    state: str
+    reason: str | None
+    vcpu_count: int
+    mem_size_mib: int
+    kernel_image_path: str
+    rootfs_path: str
+    kernel_args: str | None
+    initrd_path: str | None
+    hypervisor: str
+    console_socket_path: str
+    log_path: str
+    created_at: str
+    updated_at: str
+    started_at: str | None
+    stopped_at: str | None
+    uptime_seconds: float | None
+    exit_code: int | None
+    exit_signal: int | None
+    pid: int | None
+
+    @classmethod
+    def of(cls, record: VmRecord, paths: Paths) -> VmResponse:
+        return cls(
+            id=record.id,
+            name=record.name,
+            state=str(record.state),
+            reason=record.reason,
+            vcpu_count=record.vcpu_count,
+            mem_size_mib=record.mem_size_mib,
+            kernel_image_path=record.kernel_image_path,
+            rootfs_path=record.rootfs_path,
+            kernel_args=record.kernel_args,
+            initrd_path=record.initrd_path,
+            hypervisor=record.hypervisor,
+            console_socket_path=str(paths.console_socket(record.id)),
+            log_path=str(paths.console_log(record.id)),
+            created_at=iso(record.created_at),
+            updated_at=iso(record.updated_at),
+            started_at=iso(record.started_at),
+            stopped_at=iso(record.stopped_at),
+            uptime_seconds=record.uptime,
+            exit_code=record.exit_code,
+            exit_signal=record.exit_signal,
+            pid=record.vmm_pid,
+        )
+
+
+class ConsoleResponse(BaseModel):
+    vm_id: str
+    console_socket_path: str
+    log_path: str
+    available: bool
+    clients: int
+
+
+class HealthResponse(BaseModel):
+    status: str
+    version: str
+    uptime_seconds: float
+    vms: dict[str, int]
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    message: str
+
+
+def iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()
