@@ -19,11 +19,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--home", type=Path,
                         help="Glidex home (default: $GLIDEX_HOME or ~/.glidex)")
+    parser.add_argument("--api", action="store_true",
+                        help="also serve the REST API (host and port from config.toml)")
     args = parser.parse_args(argv)
 
     from glidex_tui.app import GlidexApp
 
-    app = GlidexApp(home=args.home)
+    app = GlidexApp(home=args.home, serve_api=args.api)
     app.run()
     return app.return_code or 0
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import psutil
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Header, Static
 
-from glidex_core.config import default_hypervisor
+from glidex_core.api.remote import RemoteSupervisor
+from glidex_core.api.server import ApiServer, read_discovery
+from glidex_core.config import Paths, default_hypervisor, glidex_home
 from glidex_core.models import GlidexError, VmSpec, VmState
 from glidex_core.supervisor import Supervisor, SupervisorBusyError, VmEvent
 from glidex_tui.screens.confirm import ConfirmScreen
@@ -36,10 +39,12 @@ class GlidexApp(App[None]):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, home: Path | None = None) -> None:
+    def __init__(self, home: Path | None = None, *, serve_api: bool = False) -> None:
         super().__init__()
-        self.home = home
-        self.supervisor: Supervisor | None = None
+        self.home = home or glidex_home()
+        self.serve_api = serve_api
+        self.supervisor: Supervisor | RemoteSupervisor | None = None
+        self.api_server: ApiServer | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -49,8 +54,8 @@ class GlidexApp(App[None]):
 
     async def on_mount(self) -> None:
         try:
-            self.supervisor = await Supervisor.open(self.home)
-        except (SupervisorBusyError, ValueError, OSError) as exc:
+            self.supervisor = await self._open_supervisor()
+        except (GlidexError, ValueError, OSError, httpx.HTTPError) as exc:
             self.exit(return_code=1, message=f"glidex: {exc}")
             return
         self.supervisor.subscribe(self._on_vm_event)
@@ -58,7 +63,28 @@ class GlidexApp(App[None]):
         self.set_interval(1.0, self.refresh_table)
         self.query_one(VmTable).focus()
 
+    async def _open_supervisor(self) -> Supervisor | RemoteSupervisor:
+        """Embed a supervisor, or attach to the control plane that already owns this home."""
+        try:
+            supervisor = await Supervisor.open(self.home)
+        except SupervisorBusyError:
+            found = read_discovery(Paths(self.home))
+            if found is None:
+                raise
+            self.sub_title = f"attached to the control plane at {found['url']}"
+            return await RemoteSupervisor.open(found["url"], found.get("token"), self.home)
+        self.sub_title = f"supervisor for {self.home}"
+        if self.serve_api or supervisor.settings.extra.get("dashboard_api"):
+            settings = supervisor.settings
+            self.api_server = ApiServer(supervisor, settings.api_host, settings.api_port, None,
+                                        handle_signals=False)
+            self.run_worker(self.api_server.serve(), name="api", exit_on_error=False)
+            self.sub_title += f" · API on {self.api_server.url}"
+        return supervisor
+
     async def on_unmount(self) -> None:
+        if self.api_server is not None:
+            self.api_server.stop()
         if self.supervisor is not None:
             await self.supervisor.close()  # VMs keep running: their keepers own them
 

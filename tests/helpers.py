@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
+
+import httpx
 
 from glidex_core.models import VmSpec
 
@@ -35,7 +40,8 @@ class Console:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
-        self.seen = bytearray()
+        self.seen = bytearray()  # what arrived since the last expect
+        self.transcript = bytearray()  # everything that arrived
 
     @classmethod
     async def attach(cls, socket_path: Path) -> Console:
@@ -66,6 +72,7 @@ class Console:
             if not chunk:
                 raise AssertionError(f"console closed before {pattern!r}")
             self.seen += chunk
+            self.transcript += chunk
 
     async def run(self, command: str, expect: bytes, timeout: float = 20.0) -> re.Match:
         await self.send(command.encode() + b"\r")
@@ -86,3 +93,30 @@ def guest_spec(sample: Path, workdir: Path, name: str, **extra) -> VmSpec:
         shutil.copyfile(sample / "rootfs.ext4", rootfs)
     return VmSpec(name=name, kernel_image_path=str(sample / "vmlinuz"),
                   rootfs_path=str(rootfs), mem_size_mib=256, **extra)
+
+
+class ControlPlane:
+    """A real glidex-control-plane process on a free port (found through its discovery file)."""
+
+    def __init__(self, home: Path, *extra: str) -> None:
+        self.home = home
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "glidex_core.control_plane", "--home", str(home),
+             "--port", "0", *extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        discovery = home / "run" / "control-plane.json"
+        deadline = time.monotonic() + 20
+        while not discovery.exists():
+            assert self.process.poll() is None, self.process.stderr.read().decode()
+            assert time.monotonic() < deadline, "the control plane did not come up"
+            time.sleep(0.05)
+        info = json.loads(discovery.read_text())
+        self.url = info["url"]
+        self.token = info["token"]
+        self.http = httpx.Client(base_url=self.url, timeout=60)
+
+    def stop(self) -> None:
+        self.http.close()
+        self.process.terminate()
+        self.process.wait(20)
