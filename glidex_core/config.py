@@ -47,6 +47,10 @@ class Settings:
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     theme: str | None = None
+    log_max_bytes: int = 64 << 20  # console.log rotates at this size
+    log_keep: int = 2  # rotated console logs kept (console.log.1, .2)
+    allow_overcommit: bool = False  # allow VM memory above the host's
+    image_roots: list[str] = field(default_factory=list)  # if set, the only dirs for images
     extra: dict = field(default_factory=dict)
 
 
@@ -142,6 +146,10 @@ def load_settings(paths: Paths) -> Settings:
     known = {f.name for f in fields(Settings)} - {"extra"}
     settings = Settings(**{k: v for k, v in data.items() if k in known})
     settings.extra = {k: v for k, v in data.items() if k not in known}
+    if not isinstance(settings.log_keep, int) or settings.log_keep < 1:
+        raise ValueError(f"{paths.config_file}: log_keep must be a whole number of at least 1")
+    if not isinstance(settings.log_max_bytes, int) or settings.log_max_bytes < 4096:
+        raise ValueError(f"{paths.config_file}: log_max_bytes must be at least 4096")
     if settings.default_hypervisor not in (None, *HYPERVISORS):
         raise ValueError(
             f"{paths.config_file}: default_hypervisor must be one of {', '.join(HYPERVISORS)}"

@@ -22,8 +22,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import psutil
-
 from glidex_core.config import Paths, Settings, default_hypervisor, glidex_home, load_settings
 from glidex_core.console.keeper import KeeperSpec
 from glidex_core.console.procinfo import is_same_process, start_ticks
@@ -39,6 +37,7 @@ from glidex_core.models import (
     VmState,
     next_state,
 )
+from glidex_core.policy import check_image_roots, max_mem_mib
 from glidex_core.store import RecordStore
 from glidex_core.vmm import VmmBackend, backend_for
 
@@ -217,8 +216,8 @@ class Supervisor:
 
     # -- create and delete -----------------------------------------------------------------
     async def create(self, spec: VmSpec) -> VmRecord:
-        host_mib = psutil.virtual_memory().total >> 20
-        spec.validated(max_mem_mib=host_mib)
+        spec.validated(max_mem_mib=max_mem_mib(self.settings))
+        check_image_roots(spec, self.settings)
         hypervisor = spec.hypervisor or default_hypervisor(self.settings)
         async with self._create_lock:
             if any(r.name == spec.name for r in self._records.values()):
@@ -251,6 +250,7 @@ class Supervisor:
         async with self._lock(record.id):
             next_state(record.state, Operation.START)
             backend = self.backend(record)
+            check_image_roots(record, self.settings)
             backend.check_files(record)
             self._remove_runtime_files(record)
             self.paths.exit_file(record.id).unlink(missing_ok=True)
@@ -285,6 +285,8 @@ class Supervisor:
             exit_file=str(self.paths.exit_file(record.id)),
             vmm_stderr_path=str(self.paths.vmm_log(record.id)),
             cwd=str(self.paths.vm_dir(record.id)),
+            log_max_bytes=self.settings.log_max_bytes,
+            log_keep=self.settings.log_keep,
         )
         keeper_log = self.paths.vm_dir(record.id) / "keeper.log"
         with open(keeper_log, "ab") as err:
@@ -378,10 +380,14 @@ class Supervisor:
     def _adopt(self, record: VmRecord) -> None:
         info = _read_json(self.paths.keeper_pid_file(record.id)) or {}
         if self._watch(record.id, info) is None:
-            self._finish(record, None, keeper_gone_reason="the console keeper was gone")
+            # Gone while no supervisor watched (a host reboot, or killed): nothing says it
+            # crashed, and whatever now has its pid is not ours and is never signalled.
+            self._finish(record, None, keeper_gone=(
+                VmState.STOPPED, "its console keeper was gone when the supervisor started"))
 
     def _finish(self, record: VmRecord, watch: _Watch | None, *,
-                keeper_gone_reason: str = "the console keeper died") -> None:
+                keeper_gone: tuple[VmState, str] = (VmState.CRASHED,
+                                                    "the console keeper died")) -> None:
         """Settle a VM whose keeper has ended: stopped if asked or clean, crashed otherwise."""
         requested = record.id in self._stopping
         self._stopping.discard(record.id)
@@ -391,18 +397,27 @@ class Supervisor:
         status = _read_json(self.paths.exit_file(record.id))
         if status is None:
             record.exit_code = record.exit_signal = None
-            state, reason = VmState.CRASHED, keeper_gone_reason
+            state, reason = keeper_gone
         else:
             record.exit_code, record.exit_signal = status.get("exit_code"), status.get("signal")
             reason = describe_exit(record.exit_code, record.exit_signal)
-            clean = record.exit_code == 0
+            panic = None if requested else self._guest_panic(record)
             if requested:
                 state, reason = VmState.STOPPED, f"stopped on request ({reason})"
-            elif clean:
+            elif panic:
+                state, reason = VmState.CRASHED, f"guest kernel panic ({reason}): {panic}"
+            elif record.exit_code == 0:
                 state, reason = VmState.STOPPED, "the guest powered off"
             else:
                 state = VmState.CRASHED
         self._settle(record, state, reason)
+
+    def _guest_panic(self, record: VmRecord) -> str | None:
+        """The panic line, if the guest's last words were a kernel panic (its VMM may still
+        exit 0: a panicking guest reboots, and a reboot ends the VMM)."""
+        tail = _tail_text(self.paths.console_log(record.id), 8192)
+        at = tail.rfind("Kernel panic - not syncing")
+        return tail[at:].splitlines()[0].strip() if at >= 0 else None
 
     def _settle(self, record: VmRecord, state: VmState, reason: str) -> None:
         self._unwatch(record.id)

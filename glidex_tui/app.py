@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-import psutil
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Header, Static
@@ -14,6 +13,7 @@ from glidex_core.api.remote import RemoteSupervisor
 from glidex_core.api.server import ApiServer, read_discovery
 from glidex_core.config import Paths, default_hypervisor, glidex_home
 from glidex_core.models import GlidexError, VmSpec, VmState
+from glidex_core.policy import max_mem_mib
 from glidex_core.supervisor import Supervisor, SupervisorBusyError, VmEvent
 from glidex_tui.screens.confirm import ConfirmScreen
 from glidex_tui.screens.console import ConsoleScreen
@@ -143,7 +143,7 @@ class GlidexApp(App[None]):
             kernel_image_path=str(paths.default_kernel),
             rootfs_path=str(paths.default_rootfs),
             hypervisor=default_hypervisor(self.supervisor.settings),
-            max_mem_mib=psutil.virtual_memory().total >> 20,
+            max_mem_mib=max_mem_mib(self.supervisor.settings),
             taken_names=frozenset(names),
         )
         self.push_screen(CreateVmScreen(defaults), self._create_from_form)

@@ -31,6 +31,7 @@ import time
 import tty
 from dataclasses import dataclass, field
 
+from glidex_core.console.console_log import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RotatingLog
 from glidex_core.console.procinfo import start_ticks
 
 READ_CHUNK = 65536
@@ -49,6 +50,8 @@ class KeeperSpec:
     exit_file: str
     vmm_stderr_path: str
     cwd: str | None = None
+    log_max_bytes: int = DEFAULT_MAX_BYTES
+    log_keep: int = DEFAULT_KEEP
 
 
 @dataclass
@@ -104,10 +107,7 @@ class Keeper:
         self.clients: dict[int, Client] = {}
         self.input_queue = bytearray()
         self.reading_clients = True
-        self.log_fd = os.open(
-            spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600
-        )
-        self.log_error_reported = False
+        self.log = RotatingLog(spec.log_path, spec.log_max_bytes, spec.log_keep)
         self.finishing = False
         self.listener = self._listen(spec.socket_path)
         self.vmm_pid, self.master = _spawn_vmm(spec)
@@ -138,11 +138,22 @@ class Keeper:
             "vmm_start": start_ticks(self.vmm_pid),
             "socket": self.spec.socket_path,
             "clients": len(self.clients),
+            "log_error": self.log.error,
         })
+
+    def update_pid_file(self) -> None:
+        """Refresh the client count and log status; a full disk must not stop the console."""
+        try:
+            self.write_pid_file()
+        except OSError:
+            pass
 
     # -- the byte path ---------------------------------------------------------------------
     def _on_console_output(self, data: bytes) -> None:
-        self._append_log(data)
+        had_error = self.log.error is not None
+        self.log.write(data)
+        if self.log.error is not None and not had_error:
+            self.update_pid_file()  # tell the supervisor, once
         for fd, client in list(self.clients.items()):
             was_empty = not client.outbuf
             client.outbuf += data
@@ -150,18 +161,6 @@ class Keeper:
                 self._drop(fd)  # too slow: it must not hold the guest or anyone else back
             elif was_empty:
                 self._flush_client(fd)
-
-    def _append_log(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                written = os.write(self.log_fd, view)
-            except OSError as exc:
-                if not self.log_error_reported:
-                    self.log_error_reported = True
-                    print(f"glidex keeper: console log write failed: {exc}", file=sys.stderr)
-                return
-            view = view[written:]
 
     def _read_master(self) -> bool:
         """Read what the VMM wrote; False once the PTY has hung up."""
@@ -250,7 +249,7 @@ class Keeper:
         sock.setblocking(False)
         self.clients[sock.fileno()] = Client(sock)
         self._update_client_events(sock.fileno())
-        self.write_pid_file()  # the client count is part of it
+        self.update_pid_file()  # the client count is part of it
 
     def _drop(self, fd: int) -> None:
         client = self.clients.pop(fd, None)
@@ -260,7 +259,7 @@ class Keeper:
             self.sel.unregister(fd)
         client.sock.close()
         if not self.finishing:
-            self.write_pid_file()
+            self.update_pid_file()
 
     # -- lifetime --------------------------------------------------------------------------
     def run(self) -> None:
@@ -290,11 +289,14 @@ class Keeper:
         while self._read_master():
             pass
         code = os.waitstatus_to_exitcode(status)
-        _write_json_atomic(self.spec.exit_file, {
-            "exit_code": code if code >= 0 else None,
-            "signal": -code if code < 0 else None,
-            "ended_at": time.time(),
-        })
+        try:
+            _write_json_atomic(self.spec.exit_file, {
+                "exit_code": code if code >= 0 else None,
+                "signal": -code if code < 0 else None,
+                "ended_at": time.time(),
+            })
+        except OSError as exc:
+            print(f"glidex keeper: cannot record the exit status: {exc}", file=sys.stderr)
         self.listener.close()
         for path in (self.spec.socket_path, self.spec.pid_file):
             with contextlib.suppress(FileNotFoundError):
@@ -306,7 +308,7 @@ class Keeper:
             time.sleep(0.01)
         for fd in list(self.clients):
             self._drop(fd)
-        os.close(self.log_fd)
+        self.log.close()
 
     def forward_signal(self, signum: int, _frame: object) -> None:
         with contextlib.suppress(ProcessLookupError):
