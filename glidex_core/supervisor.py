@@ -15,6 +15,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -214,6 +215,16 @@ class Supervisor:
     def _lock(self, vm_id: str) -> asyncio.Lock:
         return self._locks.setdefault(vm_id, asyncio.Lock())
 
+    @contextlib.asynccontextmanager
+    async def _locked(self, ref: str):
+        """The VM, with its lock held; re-checked after waiting, since a concurrent delete may
+        have removed it meanwhile."""
+        record = self.get(ref)
+        async with self._lock(record.id):
+            if self._records.get(record.id) is not record:
+                raise NotFoundError(ref)
+            yield record
+
     # -- create and delete -----------------------------------------------------------------
     async def create(self, spec: VmSpec) -> VmRecord:
         spec.validated(max_mem_mib=max_mem_mib(self.settings))
@@ -234,7 +245,7 @@ class Supervisor:
         record = self.get(ref)
         if record.is_live:
             await self.stop(record.id)
-        async with self._lock(record.id):
+        async with self._locked(record.id) as record:
             self._remove_runtime_files(record)
             self.store.delete(record.id)
             self._records.pop(record.id, None)
@@ -244,10 +255,11 @@ class Supervisor:
     # -- start -----------------------------------------------------------------------------
     async def start(self, ref: str) -> VmRecord:
         """Start a VM; on a paused VM this resumes it, as the original Glidex did."""
-        record = self.get(ref)
-        if record.state == VmState.PAUSED:
-            return await self.resume(record.id)
-        async with self._lock(record.id):
+        if self.get(ref).state == VmState.PAUSED:
+            return await self.resume(ref)
+        async with self._locked(ref) as record:
+            if record.state == VmState.PAUSED:  # paused while we waited for the lock
+                raise InvalidStateError(record.state, Operation.START)
             next_state(record.state, Operation.START)
             backend = self.backend(record)
             check_image_roots(record, self.settings)
@@ -432,7 +444,10 @@ class Supervisor:
         files = [self.paths.console_socket(record.id), self.paths.keeper_pid_file(record.id)]
         files += self.backend(record).runtime_files(record)
         for path in files:
-            path.unlink(missing_ok=True)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)  # junk in our private run dir must never block a start
+            else:
+                path.unlink(missing_ok=True)
 
     @staticmethod
     def _kill_vmm(pid: int, start: int | None, signum: int) -> None:
@@ -446,8 +461,7 @@ class Supervisor:
         self, ref: str, *, force: bool = False, timeout: float | None = None
     ) -> VmRecord:
         """Graceful power-off, then SIGTERM, then SIGKILL; force skips the graceful part."""
-        record = self.get(ref)
-        async with self._lock(record.id):
+        async with self._locked(ref) as record:
             next_state(record.state, Operation.STOP)
             watch = self._watches.get(record.id)
             self._stopping.add(record.id)
@@ -491,8 +505,7 @@ class Supervisor:
         return await self._transition(ref, Operation.RESUME)
 
     async def _transition(self, ref: str, operation: Operation) -> VmRecord:
-        record = self.get(ref)
-        async with self._lock(record.id):
+        async with self._locked(ref) as record:
             target = next_state(record.state, operation)
             backend = self.backend(record)
             action = backend.pause if operation == Operation.PAUSE else backend.resume

@@ -20,6 +20,7 @@ from tests.guest_images import sample_guest_dir
 from tests.helpers import PROMPT, guest_spec, wait_for_file_text
 
 STANDIN_BIN = Path(__file__).parent / "standins" / "bin"
+QEMU_STANDIN_BIN = Path(__file__).parent / "standins" / "qemu-bin"
 
 os.environ.setdefault("GLIDEX_ACCEL", "tcg")
 
@@ -52,6 +53,13 @@ def firecracker_standin(monkeypatch: pytest.MonkeyPatch) -> Path:
     """Put the Firecracker TEST STAND-IN first on PATH, as ``firecracker``."""
     monkeypatch.setenv("PATH", f"{STANDIN_BIN}{os.pathsep}{os.environ['PATH']}")
     return STANDIN_BIN / "firecracker"
+
+
+@pytest.fixture
+def qemu_standin(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Put the QEMU TEST STAND-IN (a guestless VMM for fault injection) first on PATH."""
+    monkeypatch.setenv("PATH", f"{QEMU_STANDIN_BIN}{os.pathsep}{os.environ['PATH']}")
+    return QEMU_STANDIN_BIN / "qemu-system-x86_64"
 
 
 @dataclass

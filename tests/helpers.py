@@ -95,6 +95,16 @@ def guest_spec(sample: Path, workdir: Path, name: str, **extra) -> VmSpec:
                   rootfs_path=str(rootfs), mem_size_mib=256, **extra)
 
 
+def standin_spec(workdir: Path, name: str, behaviour: str = "", **extra) -> VmSpec:
+    """A VM for the QEMU stand-in: placeholder image files, behaviour in the kernel args."""
+    kernel, rootfs = workdir / "standin-kernel", workdir / "standin-rootfs"
+    kernel.touch()
+    rootfs.touch()
+    return VmSpec(name=name, kernel_image_path=str(kernel), rootfs_path=str(rootfs),
+                  mem_size_mib=64, hypervisor="qemu", kernel_args=f"console=ttyS0 {behaviour}",
+                  **extra)
+
+
 class ControlPlane:
     """A real glidex-control-plane process on a free port (found through its discovery file)."""
 
