@@ -166,7 +166,7 @@ else
     tgz="firecracker-$FIRECRACKER_VERSION-$ARCH.tgz"
     url="$FIRECRACKER_URL/$FIRECRACKER_VERSION/$tgz"
     say "Downloading Firecracker $FIRECRACKER_VERSION ($ARCH)"
-    if curl -fsSL --connect-timeout 5 --max-time 30 -o "$WORK/$tgz.sha256.txt" "$url.sha256.txt" &&
+    if curl -fsL --connect-timeout 5 --max-time 30 -o "$WORK/$tgz.sha256.txt" "$url.sha256.txt" &&
         curl -fsSL --connect-timeout 5 --max-time 600 -o "$WORK/$tgz" "$url"; then
         want="$(awk '{print $1; exit}' "$WORK/$tgz.sha256.txt")"
         got="$(sha256sum "$WORK/$tgz" | awk '{print $1}')"

@@ -22,7 +22,8 @@ from glidex_tui.widgets.vm_table import VmTable
 
 # App-level keys a console pane needs for the guest while it has focus (shells use Ctrl+P, ...).
 KEYS_YIELDED_TO_CONSOLE = {"quit", "command_palette"}
-CRASH_STATES = (VmState.CRASHED, VmState.FAILED)
+# Failures of an operation the user asked for are reported by that operation; a crash is news.
+CRASH_STATES = (VmState.CRASHED,)
 
 
 class GlidexApp(App[None]):
@@ -187,8 +188,10 @@ class GlidexApp(App[None]):
             if yes:
                 self.run_worker(self._run("delete", self.supervisor.delete(record.id)))
 
-        self.push_screen(ConfirmScreen(f"Delete VM {record.name}? Its disk files are kept."),
-                         answered)
+        running = " It is running and will be stopped first." if record.is_live else ""
+        self.push_screen(
+            ConfirmScreen(f"Delete VM {record.name}?{running} Its disk files are kept."), answered
+        )
 
     def action_console(self) -> None:
         record = self._selected()

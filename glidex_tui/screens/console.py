@@ -9,7 +9,7 @@ from textual.widgets import Static
 from glidex_core.supervisor import ConsoleInfo
 from glidex_tui.widgets.console_pane import ConsolePane
 
-LEAVE_HINT = "Ctrl+] leaves the console (the VM keeps running)"
+LEAVE_HINT = "Ctrl+] leaves the console (the VM is not affected)"
 
 
 class ConsoleScreen(Screen[None]):

@@ -3,6 +3,7 @@ same rules the API uses (glidex_core.models), so a value refused here is refused
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
@@ -65,6 +66,7 @@ class CreateVmScreen(ModalScreen[VmSpec | None]):
             yield Label("Hypervisor")
             yield Select([(h, h) for h in HYPERVISORS], value=self.defaults.hypervisor,
                          allow_blank=False, id="hypervisor")
+            yield Label("", id="hypervisor-note", classes="field-error")
             with Horizontal(id="buttons"):
                 yield Button("Create", variant="primary", id="create")
                 yield Button("Cancel", id="cancel")
@@ -105,6 +107,12 @@ class CreateVmScreen(ModalScreen[VmSpec | None]):
             self.query_one(f"#{key}-error", Label).update(errors.get(key, ""))
             self.query_one(f"#{key}", Input).set_class(key in errors, "-invalid")
         return not errors
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        missing = event.value == "firecracker" and shutil.which("firecracker") is None
+        self.query_one("#hypervisor-note", Label).update(
+            "the firecracker binary is not installed here: this VM will not start until it is"
+            if missing else "")
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.validate_all()

@@ -8,13 +8,14 @@ from textual.widgets import DataTable
 
 from glidex_core.models import VmRecord, VmState
 
+# Fixed widths (name aside) so a row never shows a cut-off value while others change.
 COLUMNS = (
-    ("name", "Name"),
-    ("state", "State"),
-    ("hypervisor", "Hypervisor"),
-    ("vcpus", "vCPU"),
-    ("memory", "Memory"),
-    ("uptime", "Uptime"),
+    ("name", "Name", None),
+    ("state", "State", 8),
+    ("hypervisor", "Hypervisor", 11),
+    ("vcpus", "vCPU", 4),
+    ("memory", "Memory", 10),
+    ("uptime", "Uptime", 8),
 )
 
 STATE_STYLES = {
@@ -53,8 +54,8 @@ class VmTable(DataTable):
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.zebra_stripes = True
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
+        for key, label, width in COLUMNS:
+            self.add_column(label, key=key, width=width)
 
     def sync(self, records: list[VmRecord]) -> None:
         """Add, update and remove rows to match ``records``, touching only what changed."""
@@ -69,7 +70,7 @@ class VmTable(DataTable):
                 continue
             for column, value in cells.items():
                 if self.get_cell(record.id, column) != value:
-                    self.update_cell(record.id, column, value)
+                    self.update_cell(record.id, column, value, update_width=column == "name")
 
     @property
     def selected_id(self) -> str | None:
