@@ -4,24 +4,42 @@ so a typo in a script fails loudly instead of being silently ignored."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from glidex_core.config import Paths
-from glidex_core.models import VmRecord, VmSpec
+from glidex_core.models import (
+    DEFAULT_MEM_MIB,
+    DEFAULT_VCPUS,
+    MAX_KERNEL_ARGS,
+    MAX_VCPUS,
+    MIN_MEM_MIB,
+    NAME_RULE,
+    VmRecord,
+    VmSpec,
+)
+
+PATH_PATTERN = r"^[^\x00\n]+$"
 
 
 class CreateVmRequest(BaseModel):
+    """The original create body. The schema documents the rules; the model's validation
+    (glidex_core.models) has the last word, with messages naming the field."""
+
     model_config = ConfigDict(extra="forbid")
 
-    name: StrictStr
-    vcpu_count: StrictInt = 1
-    mem_size_mib: StrictInt = 512
-    kernel_image_path: StrictStr
-    rootfs_path: StrictStr
-    kernel_args: StrictStr | None = None
-    hypervisor: StrictStr | None = None
-    initrd_path: StrictStr | None = None
+    name: StrictStr = Field(description=NAME_RULE, pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
+    vcpu_count: StrictInt = Field(DEFAULT_VCPUS, ge=1, le=MAX_VCPUS)
+    mem_size_mib: StrictInt = Field(DEFAULT_MEM_MIB, ge=MIN_MEM_MIB,
+                                    description="at most the host's memory, unless overcommit "
+                                    "is allowed in config.toml")
+    kernel_image_path: StrictStr = Field(pattern=PATH_PATTERN)
+    rootfs_path: StrictStr = Field(pattern=PATH_PATTERN)
+    kernel_args: StrictStr | None = Field(None, max_length=MAX_KERNEL_ARGS,
+                                          pattern=r"^[^\x00\r\n]*$")
+    hypervisor: Literal["firecracker", "qemu"] | None = None
+    initrd_path: StrictStr | None = Field(None, pattern=PATH_PATTERN)
 
     def to_spec(self) -> VmSpec:
         return VmSpec(**self.model_dump())
