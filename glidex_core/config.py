@@ -51,6 +51,10 @@ class Settings:
     log_keep: int = 2  # rotated console logs kept (console.log.1, .2)
     allow_overcommit: bool = False  # allow VM memory above the host's
     image_roots: list[str] = field(default_factory=list)  # if set, the only dirs for images
+    use_jailer: bool = False  # start Firecracker through its jailer
+    jailer_uid: int | None = None  # default: the current user
+    jailer_gid: int | None = None
+    jailer_chroot_base: str = "/srv/jailer"
     extra: dict = field(default_factory=dict)
 
 

@@ -247,6 +247,7 @@ class Supervisor:
             await self.stop(record.id)
         async with self._locked(record.id) as record:
             self._remove_runtime_files(record)
+            self.backend(record).forget(record)
             self.store.delete(record.id)
             self._records.pop(record.id, None)
         self._locks.pop(record.id, None)

@@ -55,6 +55,9 @@ class VmmBackend(ABC):
         """Sockets this backend creates, removed by the supervisor when the VM ends."""
         return []
 
+    def forget(self, record: VmRecord) -> None:  # noqa: B027 - most backends keep nothing
+        """Remove what this backend keeps for a VM beyond its runtime files (on delete)."""
+
 
 async def wait_for_socket(path: Path, timeout: float) -> None:
     """Poll until ``path`` exists (the supervisor races this against the VMM exiting)."""

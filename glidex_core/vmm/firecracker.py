@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from glidex_core.models import HypervisorError, VmRecord
 from glidex_core.vmm.base import VmmBackend, wait_for_socket
+from glidex_core.vmm.jailer import JAIL_API_SOCKET, Jail
 
 FIRECRACKER_BINARY = "firecracker"
+JAILER_BINARY = "jailer"
 ROOT_DRIVE_ID = "rootfs"
 
 
@@ -36,7 +39,21 @@ class FirecrackerBackend(VmmBackend):
             )
         return found
 
+    def _jail(self, record: VmRecord) -> Jail | None:
+        return Jail.for_vm(self.settings, record.id) if self.settings.use_jailer else None
+
+    def api_socket(self, record: VmRecord) -> Path:
+        jail = self._jail(record)
+        return jail.host_path(JAIL_API_SOCKET) if jail else self.paths.api_socket(record.id)
+
     def command(self, record: VmRecord) -> list[str]:
+        jail = self._jail(record)
+        if jail is not None:
+            jailer = shutil.which(JAILER_BINARY)
+            if not jailer:
+                raise HypervisorError("use_jailer is set but the jailer binary is not on PATH")
+            jail.prepare(record)
+            return jail.command(jailer, self.binary(), record.id)
         api_socket = self.paths.api_socket(record.id)
         api_socket.unlink(missing_ok=True)  # Firecracker refuses to start on an existing path
         log_path = self.paths.vmm_log(record.id)
@@ -50,8 +67,13 @@ class FirecrackerBackend(VmmBackend):
             "--level", "Info",
         ]
 
+    def _file(self, record: VmRecord, field_name: str) -> str:
+        """A file as Firecracker must name it: its path inside the jail, when jailed."""
+        jail = self._jail(record)
+        return jail.in_jail_path(field_name) if jail else getattr(record, field_name)
+
     def _client(self, record: VmRecord) -> httpx.AsyncClient:
-        transport = httpx.AsyncHTTPTransport(uds=str(self.paths.api_socket(record.id)))
+        transport = httpx.AsyncHTTPTransport(uds=str(self.api_socket(record)))
         return httpx.AsyncClient(transport=transport, base_url="http://localhost", timeout=10)
 
     @staticmethod
@@ -70,13 +92,13 @@ class FirecrackerBackend(VmmBackend):
             raise HypervisorError(f"Firecracker refused {method} {path}: {fault}")
 
     async def boot(self, record: VmRecord) -> None:
-        await wait_for_socket(self.paths.api_socket(record.id), timeout=5)
+        await wait_for_socket(self.api_socket(record), timeout=5)
         boot_source: dict[str, Any] = {
-            "kernel_image_path": record.kernel_image_path,
+            "kernel_image_path": self._file(record, "kernel_image_path"),
             "boot_args": self.kernel_args(record),
         }
         if record.initrd_path:
-            boot_source["initrd_path"] = record.initrd_path
+            boot_source["initrd_path"] = self._file(record, "initrd_path")
         async with self._client(record) as client:
             await self._call(client, "PUT", "/machine-config", {
                 "vcpu_count": record.vcpu_count,
@@ -85,7 +107,7 @@ class FirecrackerBackend(VmmBackend):
             await self._call(client, "PUT", "/boot-source", boot_source)
             await self._call(client, "PUT", f"/drives/{ROOT_DRIVE_ID}", {
                 "drive_id": ROOT_DRIVE_ID,
-                "path_on_host": record.rootfs_path,
+                "path_on_host": self._file(record, "rootfs_path"),
                 "is_root_device": True,
                 "is_read_only": False,
             })
@@ -106,4 +128,8 @@ class FirecrackerBackend(VmmBackend):
             await self._call(client, "PUT", "/actions", {"action_type": "SendCtrlAltDel"})
 
     def runtime_files(self, record: VmRecord) -> list:
-        return [self.paths.api_socket(record.id)]
+        return [self.api_socket(record)]
+
+    def forget(self, record: VmRecord) -> None:
+        if jail := self._jail(record):
+            jail.remove()

@@ -1189,6 +1189,7 @@ class StandIn:
                     f"An error occurred when deserializing the json body of a request: {exc}."
                 ) from None
             validate_body(route.validator, body)
+            body = in_jail(body)
             for name, value in params.items():
                 if isinstance(body, dict) and body.get(name) != value:
                     raise ApiError("The id from the path does not match the id from the body!")
@@ -1385,6 +1386,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enable-pci", action="store_true")
     p.add_argument("--version", action="store_true")
     return p
+
+
+JAIL_ENV = "GLIDEX_STANDIN_CHROOT"
+JAILED_PATH_FIELDS = ("kernel_image_path", "initrd_path", "path_on_host", "log_path",
+                      "metrics_path")
+
+
+def in_jail(body: Any) -> Any:
+    """Under the jailer stand-in (tests/standins/jailer_standin.py), which cannot really chroot,
+    map the in-jail paths a client sends to where they are on the host, as a chroot would."""
+    root = os.environ.get(JAIL_ENV)
+    if not root or not isinstance(body, dict):
+        return body
+    return {key: root + value if key in JAILED_PATH_FIELDS and isinstance(value, str)
+            and value.startswith("/") else value for key, value in body.items()}
 
 
 def run(argv: list[str] | None = None) -> int:
