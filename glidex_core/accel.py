@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 import tomllib
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 import tomli_w
 
 from glidex_core.config import glidex_home
+from glidex_core.store import atomic_write
 
 __all__ = [
     "ACCELS",
@@ -131,16 +131,7 @@ def write_probe_cache(result: ProbeResult, kernel: Path | None) -> Path:
         "kernel": str(kernel) if kernel else "",
         "probed_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(tomli_w.dumps(record).encode())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, tomli_w.dumps(record).encode())
     return path
 
 

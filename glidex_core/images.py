@@ -40,6 +40,8 @@ from pathlib import Path
 
 import tomli_w
 
+from glidex_core.store import atomic_write
+
 __all__ = [
     "BANNER",
     "KERNEL_META_PACKAGE",
@@ -369,20 +371,6 @@ def read_stamp(dest: Path) -> dict:
         return {}
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_stamp(dest: Path, images: SampleImages) -> None:
     record = {
         "recipe": RECIPE_VERSION,
@@ -393,7 +381,7 @@ def _write_stamp(dest: Path, images: SampleImages) -> None:
         "kernel_version": images.kernel_version,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    _atomic_write(dest / STAMP_NAME, tomli_w.dumps(record).encode())
+    atomic_write(dest / STAMP_NAME, tomli_w.dumps(record).encode(), mode=0o644)
 
 
 def _existing(dest: Path) -> SampleImages | None:
