@@ -16,7 +16,7 @@ from gxctl import render
 from gxctl.client import Client, GxctlError, LogChunk
 from gxctl.connect import CLOSED, connect
 from gxctl.escape import parse_escape
-from gxctl.parser import COMMAND_HELP, SHELL_ONLY_HELP
+from gxctl.parser import ALIASES, COMMAND_HELP, SHELL_ONLY_HELP, command_parser
 from gxctl.prompts import Ask, ask_create, confirm
 from gxctl.settings import Settings
 
@@ -25,7 +25,6 @@ FOLLOW_INTERVAL = 0.5  # seconds between polls of a followed log
 PATH_FIELDS = ("kernel_image_path", "rootfs_path", "initrd_path")
 CREATE_FIELDS = ("name", "vcpu_count", "mem_size_mib", "kernel_image_path", "rootfs_path",
                  "initrd_path", "kernel_args", "hypervisor")
-ALIASES = {"ls": "list"}
 
 
 @dataclass
@@ -231,7 +230,13 @@ def help_text(shell: bool) -> str:
 
 
 def cmd_help(ctx: Context, args: argparse.Namespace) -> int:
-    ctx.say(help_text(ctx.interactive))
+    topic = ALIASES.get(args.topic, args.topic)
+    if topic is None:
+        ctx.say(help_text(ctx.interactive))
+    elif topic in COMMAND_HELP:
+        ctx.say(command_parser(topic).format_help().rstrip())
+    else:
+        raise GxctlError(f"no such command: {args.topic}")
     return 0
 
 

@@ -24,6 +24,7 @@ COMMAND_HELP = {
     "help": "show the commands",
 }
 SHELL_ONLY_HELP = {"exit": "leave the shell (or Ctrl-D)"}
+ALIASES = {"ls": "list"}
 
 
 class UsageError(Exception):
@@ -42,7 +43,8 @@ class ShellArgumentParser(argparse.ArgumentParser):
     """An ArgumentParser that raises instead of exiting, for use inside the shell."""
 
     def error(self, message: str):
-        raise UsageError(f"{self.prog}: {message}")
+        prog = self.prog.strip()
+        raise UsageError(f"{prog}: {message}" if prog else message)
 
     def exit(self, status: int = 0, message: str | None = None):
         if message:
@@ -75,17 +77,25 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
         p.add_argument("vm", nargs="?", help="VM name or id")
         return p
 
-    command("list", aliases=["ls"])
+    command("list", aliases=list(ALIASES))
     vm_command("get")
     create = command("create")
-    create.add_argument("--name")
-    create.add_argument("--vcpus", type=_positive, dest="vcpu_count")
-    create.add_argument("--mem", type=_positive, dest="mem_size_mib", metavar="MIB")
-    create.add_argument("--kernel", dest="kernel_image_path", metavar="PATH")
-    create.add_argument("--rootfs", dest="rootfs_path", metavar="PATH")
-    create.add_argument("--initrd", dest="initrd_path", metavar="PATH")
-    create.add_argument("--kernel-args", dest="kernel_args", metavar="ARGS")
-    create.add_argument("--hypervisor", choices=("firecracker", "qemu"))
+    create.add_argument("--name", help="the VM's unique name (required)")
+    create.add_argument("--vcpus", type=_positive, dest="vcpu_count", metavar="N",
+                        help="virtual CPUs (default 1)")
+    create.add_argument("--mem", type=_positive, dest="mem_size_mib", metavar="MIB",
+                        help="memory in MiB (default 512)")
+    create.add_argument("--kernel", dest="kernel_image_path", metavar="PATH",
+                        help="kernel image (default $GLIDEX_HOME/vmlinux.bin if it exists, "
+                             "else $GLIDEX_HOME/vmlinuz)")
+    create.add_argument("--rootfs", dest="rootfs_path", metavar="PATH",
+                        help="root filesystem image (default $GLIDEX_HOME/rootfs.ext4)")
+    create.add_argument("--initrd", dest="initrd_path", metavar="PATH",
+                        help="initial ramdisk (optional)")
+    create.add_argument("--kernel-args", dest="kernel_args", metavar="ARGS",
+                        help="kernel command line (optional)")
+    create.add_argument("--hypervisor", choices=("firecracker", "qemu"),
+                        help="default: the server's")
     for name in ("start", "pause", "resume", "restart"):
         vm_command(name)
     vm_command("stop").add_argument("--force", action="store_true",
@@ -125,3 +135,12 @@ def build_shell_parser() -> ShellArgumentParser:
     parser = ShellArgumentParser(prog="", add_help=False)
     _add_commands(parser)
     return parser
+
+
+def command_parser(name: str) -> argparse.ArgumentParser:
+    """The one-shot parser of one command (for ``help COMMAND``)."""
+    parser = build_parser()
+    for action in parser._subparsers._group_actions:  # noqa: SLF001 - argparse has no API
+        if name in action.choices:
+            return action.choices[name]
+    raise KeyError(name)

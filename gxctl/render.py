@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from typing import TextIO
 
 VM_COLUMNS = (("NAME", "name"), ("ID", "id"), ("STATE", "state"), ("VCPUS", "vcpu_count"),
@@ -35,6 +36,12 @@ def duration(seconds: object) -> str:
 
 
 def timestamp(value: object) -> str:
+    """Epoch seconds or an ISO 8601 string, shown in local time."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            return value
     if not isinstance(value, int | float):
         return "-" if value is None else str(value)
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
@@ -73,7 +80,7 @@ def vm_detail(vm: dict) -> str:
     lines = []
     for key in keys:
         value = vm[key]
-        if key in ("created_at", "started_at"):
+        if key.endswith("_at"):
             shown = timestamp(value)
         elif key == "uptime_seconds":
             shown = duration(value)

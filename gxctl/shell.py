@@ -22,6 +22,7 @@ from glidex_core.config import make_private_dir
 from gxctl.client import GxctlError
 from gxctl.commands import Context, help_text, run
 from gxctl.parser import (
+    ALIASES,
     COMMAND_HELP,
     SHELL_ONLY_HELP,
     VM_COMMANDS,
@@ -103,11 +104,12 @@ def execute(ctx: Context, line: str) -> str:
         return OK
     if argv[0] in EXIT_WORDS:
         return EXIT
+    if argv[0] not in COMMAND_HELP and argv[0] not in ALIASES and not argv[0].startswith("-"):
+        return _fail(ctx, f"unknown command {argv[0]!r}; type 'help' for the commands")
     try:
         args = build_shell_parser().parse_args(argv)
     except UsageError as exc:
-        hint = "" if argv[0] in COMMAND_HELP else "\nType 'help' for the commands."
-        return _fail(ctx, str(exc).strip() + hint)
+        return _fail(ctx, str(exc))
     except ParserExit as exc:  # --help was shown
         return OK if exc.status == 0 else FAILED
     if args.command is None:

@@ -432,7 +432,8 @@ def test_shell_errors_ctrl_c_delete_confirmation_and_ctrl_d(cp, client_home, ter
     cp.http.post("/vms", json=vm_body("keepme"))
     term = shell(cp, client_home, terms)
     run_line(term, "get nope", "Error: VM not found: nope")
-    run_line(term, "frobnicate", "Type 'help' for the commands.")
+    run_line(term, "frobnicate", "Error: unknown command 'frobnicate'; type 'help'")
+    run_line(term, "stop keepme --forse", "Error: unrecognized arguments: --forse")
     run_line(term, "help", "connect")
     term.send("delete keepme")
     term.send("\x03")  # cancels the line: nothing runs
@@ -540,7 +541,18 @@ def test_two_sessions_share_the_console_and_log_follows(cp, guest, client_home, 
         term.expect(PROMPT, term.expect(b"from-remote-4\r", mark))
     assert cp.http.get(f"/vms/{guest}/console").json()["clients"] >= 2
 
-    # Ctrl+] is an ordinary key for the session whose escape is Ctrl+A, and vice versa.
+    # Typing the escape twice sends one to the guest; another session's escape is an ordinary
+    # key. The guest's `read` counts the bytes that arrived.
+    for term, keys in ((local, b"\x1d\x1d"), (remote, b"\x1d")):
+        mark = term.mark()
+        term.send(b"read x\r")
+        term.expect(b"read x\r", mark)
+        time.sleep(0.3)
+        term.send(keys)
+        time.sleep(0.3)
+        term.send(b"\r")
+        term.send(b"echo len=${#x}\r")
+        term.expect(b"len=1\r", mark)
     mark = local.mark()
     remote.send("\x01")
     remote.expect(f"Detached from {guest}")
