@@ -8,11 +8,13 @@ which is also a standing test of adoption: the supervisor that started the VM is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 from glidex_core.supervisor import Supervisor
@@ -23,6 +25,19 @@ STANDIN_BIN = Path(__file__).parent / "standins" / "bin"
 QEMU_STANDIN_BIN = Path(__file__).parent / "standins" / "qemu-bin"
 
 os.environ.setdefault("GLIDEX_ACCEL", "tcg")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_stray_vms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the session, end any keeper (and so its VMM) a test left running in its temp dirs,
+    so a failing test cannot leave VMs behind on the machine."""
+    yield
+    base = str(tmp_path_factory.getbasetemp())
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if "glidex_core.console.keeper" in cmdline and any(base in arg for arg in cmdline):
+            with contextlib.suppress(psutil.Error):
+                process.kill()
 
 
 @pytest.fixture

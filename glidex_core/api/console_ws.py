@@ -37,16 +37,20 @@ def install_console_websocket(app: FastAPI, supervisor: Supervisor, token: str |
         if not token_matches(token, presented) or not origin_allowed(websocket):
             await websocket.close(POLICY_VIOLATION, "unauthorized")
             return
+        # Authorised clients are told why they cannot attach, in the close code and reason.
+        await websocket.accept()
         try:
             info = supervisor.console_info(ref)
         except NotFoundError as exc:
             await websocket.close(VM_NOT_FOUND, str(exc))
             return
-        if not info.available:
-            await websocket.close(VM_NOT_RUNNING, "the VM is not running")
+        try:
+            if not info.available:
+                raise ConnectionRefusedError
+            reader, writer = await asyncio.open_unix_connection(str(info.console_socket_path))
+        except OSError:
+            await websocket.close(VM_NOT_RUNNING, f"the VM is {supervisor.get(ref).state}")
             return
-        reader, writer = await asyncio.open_unix_connection(str(info.console_socket_path))
-        await websocket.accept()
 
         async def to_guest() -> None:
             while True:

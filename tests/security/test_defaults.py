@@ -109,6 +109,7 @@ async def test_websocket_console_checks_token_and_origin(tmp_path, qemu_standin)
             seen = b""
             while b"over-ws\r\n/ # " not in seen:
                 seen += await asyncio.wait_for(ws.recv(), 10)
+        assert plane.http.delete("/vms/ws", headers=auth).status_code == 204
     finally:
         plane.stop()
     assert b"s3cret-token" not in plane.process.stderr.read()
