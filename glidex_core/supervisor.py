@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -121,6 +122,7 @@ class Supervisor:
         self._subscribers: list[Callable[[VmEvent], None]] = []
         self._lock_fd: int | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._children: dict[int, subprocess.Popen] = {}  # keepers this process started
 
     # -- opening and closing ---------------------------------------------------------------
     @classmethod
@@ -304,19 +306,25 @@ class Supervisor:
         keeper_log = self.paths.vm_dir(record.id) / "keeper.log"
         with open(keeper_log, "ab") as err:
             os.chmod(keeper_log, 0o600)
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "glidex_core.console.keeper", json.dumps(asdict(spec)),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
+            # Popen, not asyncio's subprocess: asyncio would keep a waiter (a thread on 3.11)
+            # per keeper for its whole life; we follow keepers through pidfds instead.
+            process = subprocess.Popen(
+                [sys.executable, "-m", "glidex_core.console.keeper", json.dumps(asdict(spec))],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
                 stderr=err,
                 start_new_session=True,  # its own session: it outlives us and our terminal
                 env=self._keeper_env(),
             )
         try:
-            line = await asyncio.wait_for(process.stdout.readline(), KEEPER_READY_TIMEOUT)
+            line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline),
+                                          KEEPER_READY_TIMEOUT)
         except TimeoutError:
             process.kill()
             raise HypervisorError("the console keeper did not start in time") from None
+        finally:
+            process.stdout.close()
+        self._children[process.pid] = process  # reaped (polled) when its pidfd fires
         text = line.decode(errors="replace").strip()
         if not text.startswith("ready"):
             raise HypervisorError(
@@ -369,6 +377,9 @@ class Supervisor:
 
     def _keeper_exited(self, vm_id: str, watch: _Watch) -> None:
         asyncio.get_running_loop().remove_reader(watch.pidfd)
+        child = self._children.pop(watch.keeper_pid, None)
+        if child is not None:
+            child.poll()  # our child: reap it, leave no zombie
         watch.exited.set()
         task = asyncio.ensure_future(self._settle_exit(vm_id, watch))
         self._tasks.add(task)

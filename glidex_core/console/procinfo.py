@@ -5,8 +5,6 @@ Stdlib only, because the console keeper imports it and its memory counts once pe
 
 from __future__ import annotations
 
-import os
-
 
 def start_ticks(pid: int) -> int | None:
     """The process's start time in clock ticks since boot, or None if it is gone or a zombie."""
@@ -25,16 +23,3 @@ def start_ticks(pid: int) -> int | None:
 def is_same_process(pid: int | None, ticks: int | None) -> bool:
     """True only if ``pid`` is alive and is the very process that started at ``ticks``."""
     return bool(pid) and ticks is not None and start_ticks(pid) == ticks
-
-
-def reap_if_child(pid: int) -> tuple[int | None, int | None] | None:
-    """Reap ``pid`` if it is our exited child: (exit_code, signal), else None."""
-    try:
-        done, status = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return None
-    if done == 0:
-        return None
-    if os.WIFSIGNALED(status):
-        return None, os.WTERMSIG(status)
-    return os.WEXITSTATUS(status), None
