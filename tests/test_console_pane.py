@@ -40,6 +40,7 @@ class FakeKeeper:
 
     def __init__(self) -> None:
         self.received = bytearray()
+        self.arrivals: list[tuple[float, bytes]] = []  # (loop time, data) per read
         self.writers: list[asyncio.StreamWriter] = []
         self.server: asyncio.Server | None = None
 
@@ -51,6 +52,7 @@ class FakeKeeper:
         self.writers.append(writer)
         while data := await reader.read(4096):
             self.received += data
+            self.arrivals.append((asyncio.get_running_loop().time(), data))
 
     async def send(self, data: bytes) -> None:
         for writer in self.writers:
@@ -259,3 +261,106 @@ async def test_short_pane_follows_the_cursor(keeper: FakeKeeper, short_dir: Path
         await until(pilot, lambda: pane.screen_lines()[0] == "top")
         await pilot.pause(0.05)
         assert strip_text(pane, 0).startswith("top")
+
+
+# -- flood, stty, history keys ------------------------------------------------------------------
+def finished_in(done: asyncio.Future, started: float) -> float:
+    return done.result() - started
+
+
+def seq_output(first: int, last: int) -> bytes:
+    """What ``seq first last`` prints on a serial console (CR LF line ends)."""
+    return b"".join(b"%d\r\n" % i for i in range(first, last + 1))
+
+
+async def test_flood_keeps_keys_flowing_and_ends_on_the_right_screen(
+    keeper: FakeKeeper, short_dir: Path
+):
+    """`seq 1 1800000` (~15 MB) as fast as the socket takes it, while the user types."""
+    last = 1_800_000
+    flood = seq_output(1, last) + b"/ # "
+    assert len(flood) > 15_000_000
+    app = PaneApp(*paths(short_dir))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(ConsolePane)
+        await until(pilot, lambda: pane.connected and keeper.writers)
+        writer = keeper.writers[0]
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        async def pour() -> None:
+            for i in range(0, len(flood), 65536):
+                writer.write(flood[i : i + 65536])
+                await writer.drain()
+            done.set_result(loop.time())
+
+        started = loop.time()
+        sender = asyncio.create_task(pour())
+        # Type like a person who does not wait for the screen: one key every 20 ms, straight
+        # into the app's queue as the terminal driver would (Pilot.press waits for the app to
+        # go idle, which it never does during a flood).
+        sent: list[tuple[float, bytes]] = []
+        letters = "abcdefghijklmnopqrstuvwxyz"
+        while not done.done() or len(sent) < 10:
+            char = letters[len(sent) % 26]
+            app.post_message(events.Key(char, char))
+            sent.append((loop.time(), char.encode()))
+            await asyncio.sleep(0.02)
+        during = sum(1 for t, _ in sent if t < done.result())
+        assert during >= 10, f"only {during} keys typed during the flood"
+        typed = b"".join(data for _, data in sent)
+        await until(pilot, lambda: keeper.received == typed, timeout=5)  # every key, in order
+        arrived_at: list[float] = []
+        for t, data in keeper.arrivals:
+            arrived_at += [t] * len(data)
+        latency = max(a - s for (s, _), a in zip(sent, arrived_at, strict=True))
+        assert latency < 0.5, f"a key took {latency:.2f}s to reach the guest"
+        print(f"flood: {len(flood):,} bytes in {finished_in(done, started):.2f}s, "
+              f"{during} keys typed meanwhile, worst key latency {latency * 1000:.0f} ms")
+
+        await sender
+        finished = done.result()
+        expected = [str(n) for n in range(last - 22, last + 1)] + ["/ #"]
+        await until(pilot, lambda: pane.screen_lines() == expected, timeout=2.0)
+        assert loop.time() - finished < 2.0
+        print(f"final screen {(loop.time() - finished) * 1000:.0f} ms after the flood")
+        assert pane.emulator.skipped_bytes > 10_000_000  # it fast-forwarded
+        await pilot.pause(0.05)
+        assert strip_text(pane, 22).startswith(str(last))
+
+
+async def test_stty_size_command_and_resize(keeper: FakeKeeper, short_dir: Path):
+    app = PaneApp(*paths(short_dir))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(ConsolePane)
+        await until(pilot, lambda: pane.connected and keeper.writers)
+        width, height = pane.size
+        assert pane.stty_size_command() == f"stty rows {height} cols {width}\r".encode()
+        pane.action_stty_size()
+        await until(pilot, lambda: keeper.received.endswith(b"\r"))
+        assert keeper.received == f"stty rows {height} cols {width}\r".encode()
+        assert (pane.emulator.columns, pane.emulator.lines) == (width, height)
+        await keeper.send(b"x" * (width + 5))  # wraps at the new width
+        await until(pilot, lambda: pane.screen_lines()[1] == "xxxxx")
+
+
+async def test_typing_in_history_returns_to_live(keeper: FakeKeeper, short_dir: Path):
+    socket_path, log_path = paths(short_dir)
+    log_path.write_bytes(seq_output(1, 500) + b"/ # ")
+    app = PaneApp(socket_path, log_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(ConsolePane)
+        await until(pilot, lambda: pane.connected and keeper.writers)
+        await pilot.press("shift+pageup")  # the pane's own binding: nothing goes to the guest
+        assert not pane.following
+        top = pane.history_top
+        await pilot.press("shift+pageup")
+        assert pane.history_top < top
+        await pilot.press("x")  # a key for the guest: back to live, and it is sent
+        await until(pilot, lambda: keeper.received == b"x")
+        assert pane.following
+        await pilot.press("shift+pageup")
+        await pilot.press("escape")  # in history, Esc only returns to live
+        assert pane.following
+        await pilot.pause(0.05)
+        assert keeper.received == b"x"

@@ -11,6 +11,15 @@ Conventions (xterm, also what the Linux console accepts for the keys a serial sh
 - Cursor keys ``CSI A..D``; ``SS3 A..D`` once the guest set DECCKM (application cursor mode).
 - Modified cursor/F-keys ``CSI 1;m X`` or ``CSI n;m ~`` with m = 1 + shift + 2*alt + 4*ctrl.
 - ctrl+letter ``code & 0x1f``, ctrl+space/ctrl+@ NUL, alt+key = ESC prefix (meta sends escape).
+- Textual reports shift+F1..F12 as ``f13``..``f24`` and ctrl+shift+F-keys as ``ctrl+f13``.., so
+  those are turned back into the modified F-key sequences the user actually typed.
+- Per console options: ``backspace`` (DEL by default; some bootloaders want BS, and ctrl+backspace
+  then sends the other one) and ``function_keys="linux"`` for the Linux console's F1-F5
+  (``ESC [ [ A..E``), for guests that run with TERM=linux.
+
+Textual itself folds a few keys before we see them (nothing to do about these here): alt+b/alt+f
+arrive as ctrl+left/ctrl+right, alt+backspace as ctrl+w, ctrl+h as backspace, and alt+arrows as
+escape followed by the arrow (which is also what a meta-sends-escape terminal sends).
 """
 
 from __future__ import annotations
@@ -46,12 +55,19 @@ _PLAIN = {
     "space": " ",
 }
 _MODIFIERS = ("shift", "alt", "meta", "ctrl")
+_LINUX_F_KEYS = {"f1": "A", "f2": "B", "f3": "C", "f4": "D", "f5": "E"}  # ESC [ [ A..E
 
 
 def _split(key: str) -> tuple[set[str], str]:
     """``"ctrl+shift+up"`` -> ({"ctrl", "shift"}, "up"). Textual spells '+' as 'plus'."""
+    if key == "ctrl-at":  # Textual's name for ctrl+space (Keys.ControlSpace)
+        return {"ctrl"}, "space"
     *mods, base = key.split("+")
-    return {m for m in mods if m in _MODIFIERS}, base
+    found = {m for m in mods if m in _MODIFIERS}
+    if base.startswith("f") and base[1:].isdigit() and 13 <= int(base[1:]) <= 24:
+        found.add("shift")  # xterm's shift+F1 (CSI 1;2P) is "f13" to Textual
+        base = f"f{int(base[1:]) - 12}"
+    return found, base
 
 
 def _modifier_param(mods: set[str]) -> int:
@@ -84,15 +100,26 @@ def _control(base: str) -> str | None:
     return None if code is None else chr(code)
 
 
-def key_to_bytes(key: str, character: str | None, application_cursor: bool) -> bytes | None:
+def key_to_bytes(
+    key: str,
+    character: str | None,
+    application_cursor: bool,
+    *,
+    backspace: str = "\x7f",
+    function_keys: str = "xterm",
+) -> bytes | None:
     """Bytes to send for a Textual key event, or None if the key means nothing to a terminal.
 
     Args:
         key: Textual key name (``event.key``), e.g. ``"a"``, ``"enter"``, ``"ctrl+c"``.
         character: ``event.character`` (may be None, e.g. from Pilot or for modified keys).
         application_cursor: The guest's DECCKM state (``TerminalEmulator.application_cursor``).
+        backspace: What backspace sends: ``"\x7f"`` (DEL, VT220/xterm) or ``"\x08"`` (BS).
+        function_keys: ``"xterm"``, or ``"linux"`` for the Linux console's F1-F5.
     """
     mods, base = _split(key)
+    if function_keys == "linux" and base in _LINUX_F_KEYS and not mods:
+        return (CSI + "[" + _LINUX_F_KEYS[base]).encode()
     special = _special(base, mods, application_cursor)
     if special is not None:
         return special.encode()
@@ -100,14 +127,17 @@ def key_to_bytes(key: str, character: str | None, application_cursor: bool) -> b
     prefix = "\x1b" if alt else ""
     if base == "tab" and "shift" in mods:
         return (prefix + CSI + "Z").encode()
+    if base == "backspace":
+        other = "\x08" if backspace == "\x7f" else "\x7f"
+        return (prefix + (other if "ctrl" in mods else backspace)).encode()
     if "ctrl" in mods:
-        if base == "backspace":
-            return (prefix + "\x08").encode()  # what xterm sends for ctrl+backspace
         if base in ("enter", "return", "tab", "escape"):
             return (prefix + _PLAIN[base]).encode()
         ctrl = _control(base)
         if ctrl is not None:
             return (prefix + ctrl).encode()
+        if base.isdigit() and "shift" not in mods:
+            return (prefix + base).encode()  # ctrl+1, ctrl+9, ctrl+0: xterm sends the digit
         return None  # ctrl+<punctuation> with no C0 meaning: do not guess
     if base in _PLAIN:
         return (prefix + _PLAIN[base]).encode()

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from glidex_tui.terminal.history import ConsoleLog
+
 DEFAULT_TAIL_BYTES = 64 * 1024
 
 
@@ -61,3 +63,19 @@ def overlap(tail: bytes, head: bytes, limit: int) -> int:
             return len(tail) - i
         i = tail.find(first, i + 1)
     return 0
+
+
+def read_console_tail(log: ConsoleLog, max_bytes: int = DEFAULT_TAIL_BYTES) -> tuple[bytes, int]:
+    """Like :func:`read_log_tail`, over a :class:`ConsoleLog` (rotated parts included).
+
+    Returns (tail bytes, offset in the combined log where the tail ends).
+    """
+    log.refresh()
+    size = log.size
+    start = max(0, size - max_bytes)
+    data = log.read(start, size - start)
+    end = start + len(data)
+    if start > 0:
+        newline = data.find(b"\n")
+        data = data[newline + 1 :] if newline >= 0 else b""
+    return data, end

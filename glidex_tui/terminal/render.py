@@ -14,13 +14,19 @@ Why this shape (see notes/textual-and-pyte.md §1.2):
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import pyte
+from pyte import charsets, modes
+from pyte.screens import Cursor
+from rich.cells import cell_len
 from rich.color import Color, ColorParseError
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
+
+from glidex_tui.terminal.emulator import TerminalEmulator, iter_cells, row_text
 
 _ANSI_NAMES = {
     "black": "black",
@@ -98,6 +104,9 @@ def render_row(
 ) -> Strip:
     """Render screen row ``y`` as a Strip of exactly ``width`` cells.
 
+    Cells are placed by column (:func:`~glidex_tui.terminal.emulator.iter_cells`), so wide and
+    combining characters, and wide characters overwritten in half, never shift the row.
+
     Args:
         screen: The pyte screen.
         y: Row index in the screen.
@@ -105,21 +114,16 @@ def render_row(
         cursor_x: Draw the cursor (reverse video) at this column; None for no cursor.
         base_style: Style under every cell (the widget's colours), so "default" resolves.
     """
-    line = screen.buffer.get(y)
-    columns = min(screen.columns, width)
-    default = screen.default_char
     if cursor_x is not None:
         cursor_x = min(cursor_x, screen.columns - 1)
-        if cursor_x > 0 and line is not None and line[cursor_x].data == "":
+        line = screen.buffer.get(y)
+        if cursor_x > 0 and line is not None and line.get(cursor_x, screen.default_char).data == "":
             cursor_x -= 1  # on the stub of a wide glyph: highlight the glyph itself
     segments: list[Segment] = []
     run: list[str] = []
     run_key: tuple | None = None
     run_style = Style.null()
-    for x in range(columns):
-        char = line[x] if line is not None else default
-        if char.data == "":
-            continue  # right half of a wide character
+    for x, data, char in iter_cells(screen, y, width):
         is_cursor = x == cursor_x
         key = (char[1:], is_cursor)
         if key != run_key:
@@ -128,10 +132,128 @@ def render_row(
             run = []
             run_key = key
             run_style = char_style(char, cursor=is_cursor)
-        run.append(char.data)
+        run.append(data)
     if run:
         segments.append(Segment("".join(run), run_style))
     strip = Strip(segments)
     if base_style is not None:
         strip = strip.apply_style(base_style)
     return strip.adjust_cell_length(width, base_style)
+
+
+def highlight_columns(strip: Strip, spans: list[tuple[int, int, Style]]) -> Strip:
+    """Overlay ``style`` on cell ranges ``[start, end)`` of a strip (search matches)."""
+    length = strip.cell_length
+    cuts: set[int] = set()
+    for start, end, _style in spans:
+        cuts.update((max(0, min(start, length)), max(0, min(end, length))))
+    cuts.discard(0)
+    ordered = sorted(cuts | {length})
+    pieces = strip.divide(ordered)
+    out: list[Strip] = []
+    position = 0
+    for piece, stop in zip(pieces, ordered, strict=False):
+        style = None
+        for start, end, span_style in spans:
+            if start <= position and stop <= end and position < stop:
+                style = span_style if style is None else style + span_style
+        out.append(piece.apply_style(style) if style is not None else piece)
+        position = stop
+    return Strip.join(out)
+
+
+# Bytes that never belong in a one-line history render: vertical movement would scroll the one
+# row away (VT, FF) and NUL/DEL draw nothing.
+_LINE_DELETE = b"\x00\x0b\x0c\x7f"
+_HAS_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+
+
+def match_spans(
+    text: str, columns: list[int], pattern: re.Pattern[str], style: Style
+) -> list[tuple[int, int, Style]]:
+    """Cell ranges of the matches of ``pattern`` in a row's text (from :func:`row_text`)."""
+    spans: list[tuple[int, int, Style]] = []
+    for match in pattern.finditer(text):
+        start, end = match.span()
+        if end <= start:
+            continue
+        last = end - 1
+        spans.append((columns[start], columns[last] + max(1, cell_len(text[last])), style))
+    return spans
+
+
+class LineRenderer:
+    """Renders one raw console-log line (bytes, no newline) as a Strip, the way a terminal would.
+
+    A one-row :class:`~glidex_tui.terminal.emulator.GuestScreen` (no alternate screen, no
+    wrapping) interprets it, so SGR colours, CR overwrites, backspaces, tabs, erase-in-line and
+    charsets come out as on the live screen and use the same style mapping; vertical cursor
+    movement is confined to the row, and every line starts from default attributes (a log line
+    is rendered on its own, without the lines before it). Plain ASCII takes a fast path.
+    """
+
+    def __init__(self, columns: int = 256) -> None:
+        self.columns = columns
+        self._emulator: TerminalEmulator | None = None
+        self._modes: set[int] = set()
+
+    def _screen_for(self, width: int) -> TerminalEmulator:
+        columns = max(self.columns, width + 1)
+        emulator = self._emulator
+        if emulator is None or emulator.columns != columns:
+            emulator = TerminalEmulator(columns, 1)
+            emulator.screen.alternate_screen_enabled = False
+            emulator.screen.reset_mode(modes.DECAWM >> 5, private=True)
+            self._modes = set(emulator.screen.mode)
+            self._emulator = emulator
+        return emulator
+
+    def screen_row(self, raw: bytes, width: int) -> pyte.Screen:
+        """Interpret ``raw`` on the one-row screen and return that screen (row 0)."""
+        emulator = self._screen_for(width)
+        screen = emulator.screen
+        screen.buffer.clear()
+        screen.mode = set(self._modes)
+        screen.cursor = Cursor(0, 0)
+        screen.cursor.attrs = screen.default_char
+        screen.charset = 0
+        screen.g0_charset = screen.g1_charset = charsets.LAT1_MAP
+        screen.margins = None
+        screen.savepoints.clear()
+        emulator.stream.reset_state()
+        emulator.stream.utf8 = True
+        emulator.feed(raw.translate(None, _LINE_DELETE), answer=False)
+        return screen
+
+    def render(
+        self,
+        raw: bytes,
+        width: int,
+        base_style: Style | None = None,
+        *,
+        highlight: re.Pattern[str] | None = None,
+        highlight_style: Style | None = None,
+    ) -> Strip:
+        """The line as a Strip of exactly ``width`` cells, matches of ``highlight`` styled."""
+        if raw.isascii() and _HAS_CONTROL.search(raw) is None:
+            text = raw[:width].decode("ascii")
+            strip = Strip([Segment(text, base_style)]) if text else Strip([])
+            strip = strip.adjust_cell_length(width, base_style)
+            columns = list(range(len(text)))
+        else:
+            screen = self.screen_row(raw, width)
+            strip = render_row(screen, 0, width, base_style=base_style)
+            if highlight is None:
+                return strip
+            text, columns = row_text(screen, 0, width)
+        if highlight is not None and highlight_style is not None:
+            spans = match_spans(text, columns, highlight, highlight_style)
+            if spans:
+                strip = highlight_columns(strip, spans)
+        return strip
+
+    def text(self, raw: bytes, width: int) -> str:
+        """The line's visible text, cropped to ``width`` cells."""
+        if raw.isascii() and _HAS_CONTROL.search(raw) is None:
+            return raw[:width].decode("ascii")
+        return row_text(self.screen_row(raw, width), 0, width)[0]
