@@ -364,3 +364,74 @@ async def test_typing_in_history_returns_to_live(keeper: FakeKeeper, short_dir: 
         assert pane.following
         await pilot.pause(0.05)
         assert keeper.received == b"x"
+
+
+async def test_random_bytes_never_break_the_pane(keeper: FakeKeeper, short_dir: Path):
+    """Garbage on the console (live and in the log's history): the pane keeps working."""
+    import random
+
+    rng = random.Random(7)
+    alphabet = b"\x1b[]();?0123456789mHJKhlr\x07\x08\r\n\t\x0e\x0f\xe4\xb8\xad\xff\x9b 1049"
+    chunks = []
+    for _ in range(400):
+        n = rng.randint(1, 1500)
+        if rng.random() < 0.5:
+            chunks.append(rng.randbytes(n))
+        else:
+            chunks.append(bytes(rng.choice(alphabet) for _ in range(n)))
+    garbage = b"".join(chunks)
+    socket_path, log_path = paths(short_dir)
+    log_path.write_bytes(garbage)
+    app = PaneApp(socket_path, log_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(ConsolePane)
+        await until(pilot, lambda: pane.connected and keeper.writers)
+        for chunk in chunks:
+            await keeper.send(chunk)
+        await keeper.send(b"\x18\x1bc\x1b%G\x1b[?1049l\x1b[Hstill alive")
+        await until(pilot, lambda: pane.screen_lines()[0] == "still alive", timeout=10)
+        for y in range(pane.size.height):
+            assert pane.render_line(y).cell_length == pane.size.width
+        pane.scroll_history_top()
+        await pilot.pause()
+        while True:  # every history line renders
+            for y in range(pane.size.height):
+                assert pane.render_line(y).cell_length <= pane.size.width
+            if pane.history_top >= pane.max_scroll_y:
+                break
+            pane.scroll_history_down(page=True)
+        pane.search("\x1b[")
+        pane.search("中")
+        await pilot.press("x")
+        await until(pilot, lambda: keeper.received.endswith(b"x"))
+        assert app.is_running and pane.following
+
+
+async def test_cursor_only_when_focused_and_hidden_pane_fast_forwards(
+    keeper: FakeKeeper, short_dir: Path
+):
+    app = PaneApp(*paths(short_dir))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(ConsolePane)
+        await until(pilot, lambda: pane.connected and keeper.writers)
+        await keeper.send(b"/ # ")
+        await until(pilot, lambda: pane.screen_lines()[0] == "/ #")
+        await pilot.pause(0.05)
+
+        def cursor_cells() -> list[str]:
+            return [s.text for s in pane.render_line(0) if s.style and s.style.reverse]
+
+        assert cursor_cells() == [" "]
+        pane.blur()
+        await pilot.pause(0.05)
+        assert cursor_cells() == []  # an unfocused pane shows no cursor
+
+        pane.display = False  # e.g. another pane is maximised
+        await pilot.pause(0.05)
+        output = seq_output(1, 10_000)  # 49 KB: parsed in full when shown, skipped when hidden
+        assert 32 * 1024 < len(output) < 64 * 1024
+        await keeper.send(output)
+        pane.display = True
+        expected = [str(n) for n in range(9_978, 10_001)] + [""]
+        await until(pilot, lambda: pane.screen_lines() == expected)
+        assert pane.emulator.skipped_bytes > 0

@@ -283,6 +283,34 @@ class GuestScreen(pyte.Screen):
         line[x] = last._replace(data=unicodedata.normalize("NFC", last.data + char))
         self.dirty.add(y)
 
+    def erase_in_display(self, how: int = 0, *args: Any, **kwargs: Any) -> None:
+        """ED with background colour erase: erased rows take the current background entirely.
+
+        pyte only restyles the cells a row already holds, so ``ESC[44m ESC[2J`` (mc, top, dialog)
+        left most of the screen in the default colour instead of blue.
+        """
+        if how == 0:
+            rows = range(self.cursor.y + 1, self.lines)
+        elif how == 1:
+            rows = range(self.cursor.y)
+        elif how in (2, 3):
+            rows = range(self.lines)
+        else:
+            return
+        self.dirty.update(rows)
+        attrs = self.cursor.attrs
+        if attrs == self.default_char:
+            for y in rows:
+                self.buffer.pop(y, None)
+        else:
+            for y in rows:
+                line = self.buffer[y]
+                line.clear()
+                for x in range(self.columns):
+                    line[x] = attrs
+        if how in (0, 1):
+            self.erase_in_line(how)
+
     # -- colours --------------------------------------------------------------------------------
     def select_graphic_rendition(self, *attrs: int, **kwargs: Any) -> None:
         """SGR, with 256-colour indexes 0-15 turned into the ANSI colours they stand for."""
@@ -311,6 +339,9 @@ class GuestScreen(pyte.Screen):
         super().select_graphic_rendition(*fixed)
 
 
+_AFTER_CHARSET_SWITCH = re.compile(rb"(?<=\x1b%[@G8])")
+
+
 class _GuardedStream(pyte.Stream):
     """A bytes-fed stream whose parser errors are reported and skipped instead of raised.
 
@@ -330,6 +361,13 @@ class _GuardedStream(pyte.Stream):
         self.use_utf8 = False  # read by the parser only: charset designations are honoured
 
     def feed_bytes(self, data: bytes) -> None:
+        if b"\x1b%" in data:  # the encoding may change mid-chunk: decode piece by piece
+            for piece in _AFTER_CHARSET_SWITCH.split(data):
+                self._feed_decoded(piece)
+        else:
+            self._feed_decoded(data)
+
+    def _feed_decoded(self, data: bytes) -> None:
         text = self.decoder.decode(data) if self.utf8 else data.decode("latin-1")
         self.feed(text)
 

@@ -8,9 +8,9 @@ The toolong way, with a smaller index. A log can be 1 GiB with tens of millions 
 - :class:`LineIndex` does not keep an offset per line. It keeps the *number of newlines* in every
   fixed 64 KiB block (an ``array('I')``, plus prefix sums in an ``array('Q')``): 16,384 blocks,
   about 200 KiB, for 1 GiB whatever its line count. Finding line *n* is a bisect over the prefix
-  sums and one read of its block, whose newline positions are cached (LRU). Counting is C speed
-  (``bytes.count``), so the whole index of 1 GiB takes well under a second and no Python code
-  runs per line.
+  sums and one read of its block, whose newline positions are cached (LRU, 2 bytes a line).
+  Counting is C speed (``bytes.count``), so the whole index of 1 GiB takes well under a second
+  and no Python code runs per line.
 - Indexing goes *backwards from the end* (:func:`scan_backwards`, in a thread): the last lines are
   known at once, older ones are prepended in batches, so a pane can show recent history while a
   huge log is still being indexed. Lines are numbered from the oldest *known* line, so a batch
@@ -26,6 +26,7 @@ from __future__ import annotations
 import bisect
 import os
 import re
+import threading
 from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -35,8 +36,10 @@ from pathlib import Path
 
 BLOCK_SIZE = 64 * 1024
 SCAN_CHUNK = 4 * 1024 * 1024  # bytes read per step of the scan (~3 ms of counting)
+SCAN_BATCH = 32 * 1024 * 1024  # bytes counted per batch handed to the index
 INITIAL_BYTES = 1024 * 1024  # indexed synchronously when the index is created
 MAX_LINE_BYTES = 8 * 1024  # a longer line (e.g. a full-screen program's redraws) is cut here
+CACHED_BLOCKS = 16  # blocks whose newline positions are kept (2 bytes per line in them)
 SEARCH_WINDOW = 1024 * 1024
 SEARCH_OVERLAP = 4096  # longest match that can straddle two search windows
 _NEWLINE = re.compile(b"\n")
@@ -76,6 +79,8 @@ class ConsoleLog:
         self.path = Path(path)
         self.parts: list[_Part] = []
         self._live: _Part | None = None  # the part that is ``path`` itself (it may grow)
+        self._lock = threading.Lock()  # reads (scan/search threads) vs close (the UI thread)
+        self._closed = False
         self.generation = 0
         """Bumped when the log was truncated or replaced: offsets and line numbers are void."""
         self._open_all()
@@ -127,11 +132,12 @@ class ConsoleLog:
             self._live = part
             return True
         if st.st_size < live.size:  # truncated in place: start over
-            self.close()
-            self.parts = []
-            self._live = None
-            self.generation += 1
-            self._open_all()
+            with self._lock:
+                self._close_parts()
+                self.parts = []
+                self._live = None
+                self.generation += 1
+                self._open_all()
             return True
         if st.st_size > live.size:
             live.size = st.st_size
@@ -140,6 +146,12 @@ class ConsoleLog:
 
     def read(self, offset: int, length: int) -> bytes:
         """Up to ``length`` bytes from ``offset`` (across part boundaries); short at the end."""
+        with self._lock:
+            if self._closed:
+                return b""
+            return self._read(offset, length)
+
+    def _read(self, offset: int, length: int) -> bytes:
         out: list[bytes] = []
         end = min(offset + length, self.size)
         index = bisect.bisect_right([p.start for p in self.parts], offset) - 1
@@ -160,6 +172,12 @@ class ConsoleLog:
         return b"".join(out)
 
     def close(self) -> None:
+        """Close every part; later reads return nothing (a scan thread may still be running)."""
+        with self._lock:
+            self._closed = True
+            self._close_parts()
+
+    def _close_parts(self) -> None:
         for part in self.parts:
             try:
                 os.close(part.fd)
@@ -176,16 +194,24 @@ class LineIndex:
     newline yet (a prompt) counts as a line.
     """
 
-    def __init__(self, log: ConsoleLog, *, block_size: int = BLOCK_SIZE) -> None:
+    def __init__(
+        self,
+        log: ConsoleLog,
+        *,
+        block_size: int = BLOCK_SIZE,
+        initial_bytes: int | None = None,
+    ) -> None:
         self.log = log
         self.block_size = block_size
         self.generation = log.generation
         end = log.size
-        self.first_block = max(0, (end - INITIAL_BYTES) // block_size)
+        initial = INITIAL_BYTES if initial_bytes is None else initial_bytes
+        self.first_block = max(0, (end - initial) // block_size)
         self.indexed_end = self.first_block * block_size
         self._counts = array("I")
         self._cum = array("Q", [0])
         self._blocks: OrderedDict[tuple[int, int], array] = OrderedDict()
+        self._position_type = "H" if block_size <= 1 << 16 else "I"
         self._line_count = 0
         self.extend(end)
 
@@ -258,7 +284,7 @@ class LineIndex:
         return self._line_count
 
     def _block_newlines(self, k: int) -> array:
-        """Offsets (in the log) of the newlines in block ``k`` within the indexed range."""
+        """Newline positions in block ``k`` (relative to the block start), cached (LRU)."""
         start = k * self.block_size
         end = min(start + self.block_size, self.indexed_end)
         key = (k, end)
@@ -267,9 +293,9 @@ class LineIndex:
             self._blocks.move_to_end(key)
             return cached
         data = self.log.read(start, end - start)
-        positions = array("Q", (start + m.start() for m in _NEWLINE.finditer(data)))
+        positions = array(self._position_type, (m.start() for m in _NEWLINE.finditer(data)))
         self._blocks[key] = positions
-        if len(self._blocks) > 32:
+        if len(self._blocks) > CACHED_BLOCKS:
             self._blocks.popitem(last=False)
         return positions
 
@@ -280,8 +306,8 @@ class LineIndex:
     def _newline(self, j: int) -> int:
         """Offset of the ``j``-th newline (0-based) in the indexed range."""
         slot = bisect.bisect_right(self._cum, j) - 1
-        positions = self._block_newlines(self.first_block + slot)
-        return positions[j - self._cum[slot]]
+        k = self.first_block + slot
+        return k * self.block_size + self._block_newlines(k)[j - self._cum[slot]]
 
     def span(self, line: int) -> tuple[int, int]:
         """``(start, end)`` offsets of a line, without its newline."""
@@ -307,7 +333,7 @@ class LineIndex:
         if slot < 0:
             return None
         positions = self._block_newlines(k)
-        before = self._cum[slot] + bisect.bisect_left(positions, offset)
+        before = self._cum[slot] + bisect.bisect_left(positions, offset - k * self.block_size)
         line = before - (0 if self.first_block == 0 else 1)
         return line if line >= 0 else None
 
@@ -322,7 +348,7 @@ def scan_backwards(
     before_block: int,
     *,
     block_size: int = BLOCK_SIZE,
-    batch_bytes: int = 32 * 1024 * 1024,
+    batch_bytes: int | None = None,
     cancelled: Callable[[], bool] = lambda: False,
 ) -> Iterator[tuple[int, array]]:
     """Count newlines per block from ``before_block`` back to the start of the log, in batches.
@@ -333,7 +359,8 @@ def scan_backwards(
     """
     block = before_block
     per_step = max(1, SCAN_CHUNK // block_size)
-    per_batch = max(per_step, batch_bytes // block_size)
+    per_batch = max(1, (SCAN_BATCH if batch_bytes is None else batch_bytes) // block_size)
+    per_step = min(per_step, per_batch)
     while block > 0 and not cancelled():
         batch_start = max(0, block - per_batch)
         counts = array("I")

@@ -157,7 +157,9 @@ def highlight_columns(strip: Strip, spans: list[tuple[int, int, Style]]) -> Stri
         for start, end, span_style in spans:
             if start <= position and stop <= end and position < stop:
                 style = span_style if style is None else style + span_style
-        out.append(piece.apply_style(style) if style is not None else piece)
+        if style is not None:  # on top of the cell's own style (apply_style would go beneath)
+            piece = Strip([Segment(t, (s or Style()) + style, c) for t, s, c in piece])
+        out.append(piece)
         position = stop
     return Strip.join(out)
 

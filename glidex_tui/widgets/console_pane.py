@@ -71,7 +71,7 @@ log = logging.getLogger(__name__)
 
 READ_CHUNK = 65536
 FEED_SLICE = 4096  # bytes of pyte work per event-loop turn (~5 ms)
-FAST_FORWARD_AT = 128 * 1024  # pending bytes beyond which unreadable output is skipped
+FAST_FORWARD_AT = 64 * 1024  # pending bytes beyond which unreadable output is skipped (~0.1 s)
 MIN_KEEP = 16 * 1024  # at least this much of the newest output is always parsed
 CLOSED_BANNER = "[console closed]"
 HISTORY_POLL_SECONDS = 0.5  # how often the history view looks for new log lines
@@ -297,6 +297,7 @@ class ConsolePane(ScrollView, can_focus=True, inherit_bindings=False):
         self._frame_scheduled = False
         self._strips: dict[int, Strip] = {}
         self._shown = False
+        self._render_errors = 0
         # live output waiting for pyte
         self._pending = bytearray()
         self._pending_event: asyncio.Event | None = None
@@ -939,8 +940,17 @@ class ConsolePane(ScrollView, can_focus=True, inherit_bindings=False):
         return self.emulator.lines
 
     def render_line(self, y: int) -> Strip:
-        if not self._following:
-            return self._render_history_line(y)
+        try:
+            if not self._following:
+                return self._render_history_line(y)
+            return self._render_live_line(y)
+        except Exception:  # noqa: BLE001 - painting must never take the dashboard down
+            self._render_errors += 1
+            if self._render_errors == 1:
+                log.exception("console pane: cannot render row %d", y)
+            return Strip.blank(self.size.width, self.rich_style)
+
+    def _render_live_line(self, y: int) -> Strip:
         width = self.size.width
         row = y + self._top
         base: Style = self.rich_style
@@ -966,19 +976,15 @@ class ConsolePane(ScrollView, can_focus=True, inherit_bindings=False):
         line = round(self.scroll_y) + y
         if index is None or not 0 <= line < index.line_count:
             return Strip.blank(width, base)
-        try:
-            start, end = index.span(line)
-            current = self._match_span == (start, end)
-            key = (start, end, width, self._search_generation, current)
-            strip = self._history_strips.get(key)
-            if strip is None:
-                raw = index.read_line(line)
-                strip = self._render_raw_line(raw, width, base, current)
-                self._history_strips[key] = strip
-            return strip
-        except Exception:  # noqa: BLE001 - a bad line must not break painting
-            log.exception("console history: cannot render line %d", line)
-            return Strip.blank(width, base)
+        start, end = index.span(line)
+        current = self._match_span == (start, end)
+        key = (start, end, width, self._search_generation, current)
+        strip = self._history_strips.get(key)
+        if strip is None:
+            raw = index.read_line(line)
+            strip = self._render_raw_line(raw, width, base, current)
+            self._history_strips[key] = strip
+        return strip
 
     def _render_raw_line(self, raw: bytes, width: int, base: Style, current: bool) -> Strip:
         search_ = self._search
