@@ -482,3 +482,29 @@ async def test_open_a_big_log_shows_the_screen_at_once(tmp_path: Path) -> None:
         await pilot.pause()
         assert rows(pane)[0].endswith("fills the log nicely")
         await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"plain",
+        b"\x1b[32mok\x1b[0m done\r",
+        b"\x1b[1;31mbold red\x1b[22m not bold\x1b[m plain",
+        b"\x1b[38;5;208m256\x1b[48;5;3m on yellow\x1b[0m",
+        b"\x1b[38;2;1;2;3mtrue\x1b[7mreverse\x1b[27m\x1b[4munder",
+        b"\x1b[;31mempty param\x1b[99999mhuge",
+        b"x" * 100 + b"\x1b[31mcut off",
+    ],
+)
+def test_line_renderer_fast_path_matches_the_terminal(raw: bytes) -> None:
+    from glidex_tui.terminal.render import render_row
+
+    renderer = LineRenderer()
+    base = Style(color="white", bgcolor="black")
+
+    def cells(strip) -> list[tuple[str, Style | None]]:
+        return [(char, segment.style) for segment in strip for char in segment.text]
+
+    fast = renderer.render(raw, 40, base)
+    slow = render_row(renderer.screen_row(raw, 40), 0, 40, base_style=base)
+    assert cells(fast) == cells(slow)

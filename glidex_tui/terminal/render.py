@@ -168,6 +168,7 @@ def highlight_columns(strip: Strip, spans: list[tuple[int, int, Style]]) -> Stri
 # row away (VT, FF) and NUL/DEL draw nothing.
 _LINE_DELETE = b"\x00\x0b\x0c\x7f"
 _HAS_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+_SGR = re.compile(rb"\x1b\[([0-9;]*)m")
 
 
 def match_spans(
@@ -198,6 +199,38 @@ class LineRenderer:
         self.columns = columns
         self._emulator: TerminalEmulator | None = None
         self._modes: set[int] = set()
+        self._sgr_screen = TerminalEmulator(1, 1).screen  # only its SGR state is used
+
+    def _sgr_only(self, raw: bytes, width: int) -> tuple[list[Segment], str] | None:
+        """Segments for an ASCII line whose only escapes are SGR (most coloured log lines).
+
+        The same SGR interpretation and style mapping as the screen, without running the
+        parser over every character (several times faster); None if the line needs a terminal.
+        """
+        body = raw[:-1] if raw.endswith(b"\r") else raw
+        if not body.isascii():
+            return None
+        if _HAS_CONTROL.search(_SGR.sub(b"", body)) is not None:
+            return None
+        screen = self._sgr_screen
+        screen.cursor.attrs = screen.default_char
+        segments: list[Segment] = []
+        texts: list[str] = []
+        cells = 0
+        position = 0
+        for match in [*_SGR.finditer(body), None]:
+            end = match.start() if match is not None else len(body)
+            if end > position and cells < width:
+                text = body[position:end][: width - cells].decode("ascii")
+                segments.append(Segment(text, char_style(screen.cursor.attrs)))
+                texts.append(text)
+                cells += len(text)
+            if match is None:
+                break
+            params = [min(int(p), 9999) if p else 0 for p in match.group(1).split(b";")]
+            screen.select_graphic_rendition(*params)
+            position = match.end()
+        return segments, "".join(texts)
 
     def _screen_for(self, width: int) -> TerminalEmulator:
         columns = max(self.columns, width + 1)
@@ -237,9 +270,12 @@ class LineRenderer:
         highlight_style: Style | None = None,
     ) -> Strip:
         """The line as a Strip of exactly ``width`` cells, matches of ``highlight`` styled."""
-        if raw.isascii() and _HAS_CONTROL.search(raw) is None:
-            text = raw[:width].decode("ascii")
-            strip = Strip([Segment(text, base_style)]) if text else Strip([])
+        simple = self._sgr_only(raw, width)
+        if simple is not None:
+            segments, text = simple
+            strip = Strip(segments)
+            if base_style is not None:
+                strip = strip.apply_style(base_style)
             strip = strip.adjust_cell_length(width, base_style)
             columns = list(range(len(text)))
         else:
@@ -256,6 +292,7 @@ class LineRenderer:
 
     def text(self, raw: bytes, width: int) -> str:
         """The line's visible text, cropped to ``width`` cells."""
-        if raw.isascii() and _HAS_CONTROL.search(raw) is None:
-            return raw[:width].decode("ascii")
+        simple = self._sgr_only(raw, width)
+        if simple is not None:
+            return simple[1]
         return row_text(self.screen_row(raw, width), 0, width)[0]
