@@ -88,10 +88,12 @@ class _Watch:
 
 
 def _read_json(path: Path) -> dict | None:
+    """A JSON object from a file we wrote, or None if it is missing, torn or not an object."""
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
 
 
 def describe_exit(exit_code: int | None, exit_signal: int | None) -> str:
@@ -244,10 +246,11 @@ class Supervisor:
         return record
 
     async def delete(self, ref: str) -> None:
-        record = self.get(ref)
-        if record.is_live:
-            await self.stop(record.id)
-        async with self._locked(record.id) as record:
+        """Delete a VM, stopping it first if it runs; decided under its lock, so a start or
+        stop in progress is waited for rather than raced."""
+        async with self._locked(ref) as record:
+            if record.is_live:
+                await self._stop_locked(record, force=False, timeout=None)
             self._remove_runtime_files(record)
             self.backend(record).forget(record)
             self.store.delete(record.id)
@@ -352,16 +355,19 @@ class Supervisor:
         if boot not in done:
             boot.cancel()
             return "the VMM exited while starting" if exited in done else "boot timed out"
-        if boot.exception() is not None:
-            return str(boot.exception())
-        return None
+        error = boot.exception()
+        if error is None:
+            return None
+        if isinstance(error, TimeoutError):
+            return "the VMM did not answer on its control socket in time"
+        return str(error) or type(error).__name__
 
     # -- watching keepers ------------------------------------------------------------------
     def _watch(self, vm_id: str, info: dict) -> _Watch | None:
         """Follow a keeper through a pidfd, after proving the pid is still that keeper."""
-        keeper_pid = info.get("keeper_pid")
-        if not keeper_pid:
-            return None
+        keeper_pid, vmm_pid = info.get("keeper_pid"), info.get("vmm_pid")
+        if not (isinstance(keeper_pid, int) and keeper_pid > 0 and isinstance(vmm_pid, int)):
+            return None  # junk or a torn write: not a keeper we can trust
         try:
             pidfd = os.pidfd_open(keeper_pid)
         except ProcessLookupError:
@@ -422,6 +428,9 @@ class Supervisor:
         if status is None:
             record.exit_code = record.exit_signal = None
             state, reason = keeper_gone
+            if requested:
+                state, reason = VmState.STOPPED, "stopped on request (its stuck console keeper " \
+                    "had to be killed)"
         else:
             record.exit_code, record.exit_signal = status.get("exit_code"), status.get("signal")
             reason = describe_exit(record.exit_code, record.exit_signal)
@@ -475,18 +484,20 @@ class Supervisor:
         """Graceful power-off, then SIGTERM, then SIGKILL; force skips the graceful part."""
         async with self._locked(ref) as record:
             next_state(record.state, Operation.STOP)
-            watch = self._watches.get(record.id)
-            self._stopping.add(record.id)
-            if watch is None:
-                self._finish(record, None)
-                return record
-            timeout = self.settings.stop_timeout if timeout is None else timeout
-            if not force and await self._graceful_stop(record, watch, timeout):
-                self._finish(record, watch)
-                return record
-            await self._force_end(record.id, watch)
-            self._finish(record, watch)
+            await self._stop_locked(record, force=force, timeout=timeout)
             return record
+
+    async def _stop_locked(self, record: VmRecord, *, force: bool,
+                           timeout: float | None) -> None:
+        watch = self._watches.get(record.id)
+        self._stopping.add(record.id)
+        if watch is None:
+            self._finish(record, None)
+            return
+        timeout = self.settings.stop_timeout if timeout is None else timeout
+        if force or not await self._graceful_stop(record, watch, timeout):
+            await self._force_end(record.id, watch)
+        self._finish(record, watch)
 
     async def _graceful_stop(self, record: VmRecord, watch: _Watch, timeout: float) -> bool:
         backend = self.backend(record)

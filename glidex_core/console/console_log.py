@@ -50,7 +50,10 @@ class RotatingLog:
     def _report(self, exc: OSError) -> None:
         if self.error is None:
             self.error = f"console log write failed: {exc.strerror or exc}"
-            print(f"glidex keeper: {self.error}", file=sys.stderr, flush=True)
+            try:  # stderr may be a file on the same full disk: the report must not kill us
+                print(f"glidex keeper: {self.error}", file=sys.stderr, flush=True)
+            except OSError:
+                pass
 
     def _rotate(self) -> None:
         try:

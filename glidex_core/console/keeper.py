@@ -296,7 +296,8 @@ class Keeper:
                 "ended_at": time.time(),
             })
         except OSError as exc:
-            print(f"glidex keeper: cannot record the exit status: {exc}", file=sys.stderr)
+            with contextlib.suppress(OSError):  # stderr may sit on the same full disk
+                print(f"glidex keeper: cannot record the exit status: {exc}", file=sys.stderr)
         self.listener.close()
         for path in (self.spec.socket_path, self.spec.pid_file):
             with contextlib.suppress(FileNotFoundError):

@@ -60,12 +60,23 @@ class VmmBackend(ABC):
 
 
 async def wait_for_socket(path: Path, timeout: float) -> None:
-    """Poll until ``path`` exists (the supervisor races this against the VMM exiting)."""
+    """Wait until the VMM accepts connections on ``path``.
+
+    The file appearing is not enough: a VMM binds before it listens, and a connection in
+    between is refused. The supervisor races this against the VMM exiting.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     delay = 0.002
-    while not path.exists():
-        if loop.time() > deadline:
-            raise HypervisorError(f"the VMM did not create {path.name} within {timeout:.0f} s")
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.05)
+    while True:
+        try:
+            _, writer = await asyncio.open_unix_connection(str(path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            if loop.time() > deadline:
+                raise HypervisorError(
+                    f"the VMM did not open {path.name} within {timeout:.0f} s") from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        else:
+            writer.close()
+            return

@@ -88,7 +88,11 @@ class StandinVmm:
                 elif key.data == "qmp-listen":
                     conn, _ = self.qmp.accept()
                     if "qmp_hang" not in self.options:
-                        conn.sendall(b'{"QMP": {"version": {}, "capabilities": []}}\r\n')
+                        try:
+                            conn.sendall(b'{"QMP": {"version": {}, "capabilities": []}}\r\n')
+                        except OSError:
+                            conn.close()
+                            continue
                     self.sel.register(conn, selectors.EVENT_READ, "qmp")
                 else:
                     self._on_qmp(key.fileobj)
@@ -135,7 +139,10 @@ class StandinVmm:
                 sys.exit(int(self.options["exit"]))
 
     def _on_qmp(self, conn: socket.socket) -> None:
-        data = conn.recv(65536)
+        try:
+            data = conn.recv(65536)
+        except ConnectionResetError:  # a client that only probed the socket
+            data = b""
         if not data:
             self.sel.unregister(conn)
             conn.close()
