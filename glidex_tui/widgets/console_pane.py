@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from array import array
 from pathlib import Path
 from typing import ClassVar
@@ -70,8 +71,9 @@ from glidex_tui.terminal.render import LineRenderer, render_row
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 65536
-FEED_SLICE = 4096  # bytes of pyte work per event-loop turn (~5 ms)
-FAST_FORWARD_AT = 64 * 1024  # pending bytes beyond which unreadable output is skipped (~0.1 s)
+FEED_SLICE = 2048  # bytes per pyte call (~3 ms)
+FEED_BUDGET = 0.005  # seconds of parsing per event-loop turn, so keys and repaints wait little
+FAST_FORWARD_AT = 32 * 1024  # pending bytes beyond which unreadable output is skipped (~50 ms)
 MIN_KEEP = 16 * 1024  # at least this much of the newest output is always parsed
 CLOSED_BANNER = "[console closed]"
 HISTORY_POLL_SECONDS = 0.5  # how often the history view looks for new log lines
@@ -377,7 +379,10 @@ class ConsolePane(ScrollView, can_focus=True, inherit_bindings=False):
     def jump_to_live(self) -> None:
         """Leave the history view and follow the live screen again."""
         if self._following:
+            if self._search_state in ("searching...", "indexing..."):
+                self._abandon_search()  # typed while searching: the result must not pull back
             return
+        self._abandon_search()
         self._following = True
         self._stick_top = False
         if self._poll_timer is not None:
@@ -389,6 +394,13 @@ class ConsolePane(ScrollView, can_focus=True, inherit_bindings=False):
         self._follow_cursor()
         self.refresh()
         self.post_message(self.FollowChanged(self, True))
+
+    def _abandon_search(self) -> None:
+        """Ignore a search still running (its result would move the view)."""
+        if self._search_state in ("searching...", "indexing..."):
+            self._search_generation += 1
+            self._search_state = ""
+        self._pending_match = None
 
     def scroll_history_up(self, page: bool = False, lines: int | None = None) -> None:
         """Scroll back by a line, a page or ``lines``; enters the history view from live."""
@@ -592,7 +604,8 @@ class ConsolePane(ScrollView, can_focus=True, inherit_bindings=False):
         """Queue guest output for pyte; skip what nobody could read if too much is queued."""
         pending = self._pending
         pending += chunk
-        limit = FAST_FORWARD_AT if self._shown else 2 * self._keep_bytes()
+        keep = self._keep_bytes()
+        limit = max(FAST_FORWARD_AT, 2 * keep) if self._shown else keep
         if len(pending) > limit:
             cut = plan_fast_forward(pending, self._keep_bytes())
             if cut:
@@ -603,13 +616,16 @@ class ConsolePane(ScrollView, can_focus=True, inherit_bindings=False):
             self._pending_event.set()
 
     async def _feeder(self) -> None:
-        """Parse pending output one slice per event-loop turn."""
+        """Parse pending output, about ``FEED_BUDGET`` seconds per event-loop turn."""
         assert self._pending_event is not None
+        clock = time.perf_counter
         while True:
             await self._pending_event.wait()
             self._pending_event.clear()
             while self._pending:
-                self._feed_slice()
+                deadline = clock() + FEED_BUDGET
+                while self._pending and clock() < deadline:
+                    self._feed_slice()
                 await asyncio.sleep(0)
 
     def _feed_slice(self) -> None:
