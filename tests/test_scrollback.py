@@ -408,7 +408,7 @@ async def test_search_prompt_and_mouse_wheel(big_log: Path) -> None:
     app = HistoryApp(big_log)
     async with app.run_test(size=(80, 20)) as pilot:
         pane = app.query_one(ConsolePane)
-        await until(pilot, lambda: pane.history_index is not None)
+        await until(pilot, lambda: pane.history_index is not None and pane.history_index.complete)
         wheel = events.MouseScrollUp(pane, 1, 1, 0, -1, 0, False, False, False)
         pane.post_message(wheel)
         await until(pilot, lambda: not pane.following)

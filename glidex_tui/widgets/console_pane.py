@@ -77,6 +77,7 @@ FAST_FORWARD_AT = 32 * 1024  # pending bytes beyond which unreadable output is s
 MIN_KEEP = 16 * 1024  # at least this much of the newest output is always parsed
 CLOSED_BANNER = "[console closed]"
 HISTORY_POLL_SECONDS = 0.5  # how often the history view looks for new log lines
+LIVE_POLL_TICKS = 4  # while live, index new log lines every 4th tick (2 s), to stay near-current
 HISTORY_EXTEND_LIMIT = 8 * 1024 * 1024  # newly logged bytes indexed per poll, at most
 WHEEL_LINES = 3
 
@@ -309,6 +310,7 @@ class ConsolePane(ScrollView, can_focus=True, inherit_bindings=False):
         self._following = True
         self._stick_top = False
         self._poll_timer: Timer | None = None
+        self._ticks = 0
         self._line_renderer = LineRenderer()
         self._history_strips: LRUCache[tuple, Strip] = LRUCache(1024)
         self._search: SearchPattern | None = None
@@ -385,9 +387,6 @@ class ConsolePane(ScrollView, can_focus=True, inherit_bindings=False):
         self._abandon_search()
         self._following = True
         self._stick_top = False
-        if self._poll_timer is not None:
-            self._poll_timer.stop()
-            self._poll_timer = None
         self.virtual_size = Size(0, 0)
         self.scroll_to(y=0, animate=False, force=True, immediate=True)
         self._strips.clear()
@@ -717,6 +716,14 @@ class ConsolePane(ScrollView, can_focus=True, inherit_bindings=False):
             log.warning("console history unavailable: %s", exc)
             return
         self._scan_history(self._index)
+        if self._poll_timer is None:
+            self._poll_timer = self.set_interval(HISTORY_POLL_SECONDS, self._tick)
+
+    def _tick(self) -> None:
+        """Keep the index near the end of the log: every tick in history, every few when live."""
+        self._ticks += 1
+        if not self._following or self._ticks % LIVE_POLL_TICKS == 0:
+            self._poll_log()
 
     @work(thread=True, exclusive=True, group="console-history-scan", exit_on_error=False)
     def _scan_history(self, index: LineIndex) -> None:
@@ -768,8 +775,6 @@ class ConsolePane(ScrollView, can_focus=True, inherit_bindings=False):
         self._following = False
         self.virtual_size = Size(0, index.line_count + 1)
         self.scroll_to(y=self.max_scroll_y, animate=False, force=True, immediate=True)
-        if self._poll_timer is None:
-            self._poll_timer = self.set_interval(HISTORY_POLL_SECONDS, self._poll_log)
         self.refresh()
         self.post_message(self.FollowChanged(self, False))
         return True
