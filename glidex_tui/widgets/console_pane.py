@@ -531,6 +531,8 @@ class ConsolePane(ScrollView, can_focus=True, inherit_bindings=False):
     def on_show(self) -> None:
         self._shown = True
         self._strips.clear()
+        self._dirty_rows.clear()
+        self._follow_cursor()
         self.refresh()
 
     def on_hide(self) -> None:
