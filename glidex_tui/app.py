@@ -1,68 +1,134 @@
-"""The Glidex dashboard: a live table of VMs over an embedded supervisor, with consoles."""
+"""The Glidex dashboard: a live VM table with details, and a workspace of console panes.
+
+The app wires things together: it owns the supervisor (embedded, or a RemoteSupervisor when a
+control plane already owns the home), turns keys into actions, and routes events between the
+table, the details panel and the console area. Pane actions live in :mod:`.workspace`, VM
+actions and ``:`` commands in :mod:`.vm_actions`; the widgets own their own state.
+"""
 
 from __future__ import annotations
 
+import inspect
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import httpx
-from textual.app import App, ComposeResult
+from textual.actions import parse as parse_action
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.widgets import Footer, Header, Static
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.theme import Theme
+from textual.widgets import Footer, Header, Input, Static
 
 from glidex_core.api.remote import RemoteSupervisor
 from glidex_core.api.server import ApiServer, read_discovery
-from glidex_core.config import Paths, default_hypervisor, glidex_home
-from glidex_core.models import GlidexError, VmSpec, VmState
-from glidex_core.policy import max_mem_mib
+from glidex_core.config import Paths, Settings, glidex_home, load_settings, save_settings
+from glidex_core.models import GlidexError, VmState
 from glidex_core.supervisor import Supervisor, SupervisorBusyError, VmEvent
-from glidex_tui.screens.confirm import ConfirmScreen
-from glidex_tui.screens.console import ConsoleScreen
-from glidex_tui.screens.create_form import CreateVmScreen, FormDefaults
+from glidex_tui.commands import CommandSuggester, VmCommands
+from glidex_tui.keymap import PREFIX_KEY, PREFIX_KEY_DISPLAY, available_prefix_commands
+from glidex_tui.metrics import MetricsSource, VmmMetrics
+from glidex_tui.screens.help import HelpScreen
+from glidex_tui.screens.prefix import PrefixScreen
+from glidex_tui.screens.prompt import PromptScreen
+from glidex_tui.themes import DEFAULT_THEME, load_all_themes
+from glidex_tui.vm_actions import VmActions
+from glidex_tui.widgets.console_area import ConsoleArea
+from glidex_tui.widgets.console_pane import ConsolePane
+from glidex_tui.widgets.details import VmDetails
+from glidex_tui.widgets.filter_input import FilterInput
 from glidex_tui.widgets.vm_table import VmTable
+from glidex_tui.workspace import WorkspaceActions
 
 # App-level keys a console pane needs for the guest while it has focus (shells use Ctrl+P, ...).
 KEYS_YIELDED_TO_CONSOLE = {"quit", "command_palette"}
-# Failures of an operation the user asked for are reported by that operation; a crash is news.
-CRASH_STATES = (VmState.CRASHED,)
+# The only app actions left while a console has focus; the rest are hidden from the footer
+# (they could not fire anyway: the pane takes their keys for the guest).
+ACTIONS_WHILE_IN_CONSOLE = {"prefix"}
+# Textual's own app keys that the dashboard keeps (listed in ? help).
+TEXTUAL_APP_KEYS = [
+    Binding("ctrl+p", "command_palette", "Command palette (every action, per-VM entries)"),
+    Binding("ctrl+q", "quit", "Quit"),
+]
 
 
-class GlidexApp(App[None]):
+class GlidexApp(VmActions, WorkspaceActions, App[None]):
     TITLE = "Glidex"
     SUB_TITLE = "microVM control plane"
     CSS_PATH = "glidex.tcss"
+    ESCAPE_TO_MINIMIZE = False  # Esc belongs to the guest, even in a maximised pane
+    COMMANDS = App.COMMANDS | {VmCommands}
     BINDINGS = [
-        Binding("n", "create", "New"),
-        Binding("s", "start", "Start"),
-        Binding("x", "stop", "Stop"),
-        Binding("p", "pause_resume", "Pause/Resume"),
-        Binding("d", "delete", "Delete"),
-        Binding("enter", "console", "Console", priority=False),
-        Binding("q", "quit", "Quit"),
+        Binding("n", "create", "New", id="vm.create"),
+        Binding("s", "start", "Start", id="vm.start"),
+        Binding("x", "stop", "Stop", id="vm.stop"),
+        Binding("p", "pause_resume", "Pause/Resume", id="vm.pause"),
+        Binding("d", "delete", "Delete", id="vm.delete"),
+        Binding("enter", "console", "Console", priority=False, id="pane.open"),
+        Binding("vertical_line", "split('row')", "Console beside the active pane", show=False,
+                id="pane.split_row"),
+        Binding("minus", "split('column')", "Console below the active pane", show=False,
+                id="pane.split_column"),
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("colon", "command_line", "Command", id="command_line"),
+        Binding(PREFIX_KEY, "prefix", "Pane commands", priority=True,
+                key_display=PREFIX_KEY_DISPLAY, id="prefix"),
+        Binding("q", "quit", "Quit", id="quit"),
     ]
 
-    def __init__(self, home: Path | None = None, *, serve_api: bool = False) -> None:
+    def __init__(
+        self,
+        home: Path | None = None,
+        *,
+        serve_api: bool = False,
+        supervisor: Supervisor | RemoteSupervisor | None = None,
+        clock: Callable[[], float] = time.time,
+        metrics: MetricsSource | None = None,
+    ) -> None:
+        """``supervisor``, ``clock`` and ``metrics`` are for tests that need still pictures."""
         super().__init__()
         self.home = home or glidex_home()
         self.serve_api = serve_api
-        self.supervisor: Supervisor | RemoteSupervisor | None = None
+        self.supervisor: Supervisor | RemoteSupervisor | None = supervisor
         self.api_server: ApiServer | None = None
+        self.clock = clock
+        self.metrics: MetricsSource | None = metrics
+        self._saved_theme: str | None = None
+        self._command_history: list[str] = []
+        self._search_history: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield VmTable(id="vms")
-        yield Static("", id="details")
+        with Vertical(id="workspace"):
+            with Horizontal(id="top"):
+                with Vertical(id="table-column"):
+                    yield FilterInput(id="filter")
+                    yield Static("", id="table-status")
+                    yield VmTable(id="vms", clock=self.clock)
+                yield VmDetails(id="details")
+            yield ConsoleArea(id="consoles")
         yield Footer()
 
     async def on_mount(self) -> None:
-        try:
-            self.supervisor = await self._open_supervisor()
-        except (GlidexError, ValueError, OSError, httpx.HTTPError) as exc:
-            self.exit(return_code=1, message=f"glidex: {exc}")
-            return
+        self.query_one(FilterInput).display = False
+        self.query_one(ConsoleArea).display = False
+        self.apply_themes()
+        if self.supervisor is None:
+            try:
+                self.supervisor = await self._open_supervisor()
+            except (GlidexError, ValueError, OSError, httpx.HTTPError) as exc:
+                self.exit(return_code=1, message=f"glidex: {exc}")
+                return
+        if self.metrics is None:
+            self.metrics = VmmMetrics(self.supervisor.paths)
         self.supervisor.subscribe(self._on_vm_event)
         self.refresh_table()
-        self.set_interval(1.0, self.refresh_table)
+        self.set_interval(1.0, self._tick)
         self.query_one(VmTable).focus()
+        self.restore_layout(quiet=True)
 
     async def _open_supervisor(self) -> Supervisor | RemoteSupervisor:
         """Embed a supervisor, or attach to the control plane that already owns this home."""
@@ -89,120 +155,245 @@ class GlidexApp(App[None]):
         if self.supervisor is not None:
             await self.supervisor.close()  # VMs keep running: their keepers own them
 
-    # -- table -----------------------------------------------------------------------------
-    def _on_vm_event(self, event: VmEvent) -> None:
+    # -- settings (config.toml) ------------------------------------------------------------
+    def read_settings(self) -> Settings:
+        """config.toml as it is now (another program may have changed it); defaults if broken
+        (the supervisor reports a broken file when it opens)."""
+        try:
+            return load_settings(Paths(self.home))
+        except (ValueError, OSError):
+            return Settings()
+
+    def update_settings(self, change: Callable[[Settings], Any]) -> bool:
+        """Read config.toml, apply ``change``, write it back atomically; notify on failure."""
+        paths = Paths(self.home)
+        try:
+            settings = load_settings(paths)
+            change(settings)
+            save_settings(paths, settings)
+        except (ValueError, OSError) as exc:
+            self.notify(f"Cannot save to {paths.config_file}: {exc}", severity="error",
+                        timeout=10)
+            return False
+        return True
+
+    # -- themes --------------------------------------------------------------------------
+    def apply_themes(self) -> None:
+        """Register bundled and user themes, report broken files, pick the remembered one."""
+        loaded = load_all_themes(self.home)
+        for theme in loaded.themes:
+            self.register_theme(theme)
+        for error in loaded.errors:
+            self.notify(error, title="Theme file not used", severity="error", timeout=20)
+        wanted = self.read_settings().theme or DEFAULT_THEME
+        if wanted not in self.available_themes:
+            self.notify(f"Theme {wanted!r} from config.toml is not available; using "
+                        f"{DEFAULT_THEME}.", severity="warning", timeout=10)
+            wanted = DEFAULT_THEME
+        self._saved_theme = wanted
+        self.theme = wanted
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+
+    def _theme_changed(self, theme: Theme) -> None:
+        """Remember a theme chosen at runtime (palette, :theme) in config.toml."""
+        if theme.name == self._saved_theme:
+            return
+        self._saved_theme = theme.name
+
+        def remember(settings: Settings) -> None:
+            settings.theme = theme.name
+
+        self.update_settings(remember)
+
+    # -- the table, details and status line ------------------------------------------------
+    @property
+    def table(self) -> VmTable:
+        return self.query_one(VmTable)
+
+    def _tick(self) -> None:
+        if self.supervisor is not None and self.metrics is not None:
+            self.metrics.sample(self.supervisor.list())
         self.refresh_table()
-        if event.kind == "state" and event.vm.state in CRASH_STATES:
-            self.notify(f"{event.vm.name}: {event.vm.state} ({event.reason})", severity="error")
 
     def refresh_table(self) -> None:
         if self.supervisor is None:
             return
-        table = self.query_one(VmTable)
-        table.sync(self.supervisor.list())
+        self.table.sync(self.supervisor.list())
         self._show_details()
+        self._show_status()
+
+    def _show_status(self) -> None:
+        self.query_one("#table-status", Static).update(self.table.summary().describe())
+
+    def on_vm_table_view_changed(self, _message: VmTable.ViewChanged) -> None:
+        self._show_details()
+        self._show_status()
 
     def on_data_table_row_highlighted(self, _event: VmTable.RowHighlighted) -> None:
         self._show_details()
 
-    def _show_details(self) -> None:
-        record = self._selected(quiet=True)
-        details = self.query_one("#details", Static)
-        if record is None:
-            details.update("No VMs yet: press [b]n[/b] to create one.")
-            return
-        reason = f"  ({record.reason})" if record.reason else ""
-        details.update(
-            f"[b]{record.name}[/b]  {record.id}  {record.state}{reason}\n"
-            f"kernel {record.kernel_image_path}  rootfs {record.rootfs_path}"
-        )
-
-    def _selected(self, quiet: bool = False):
-        vm_id = self.query_one(VmTable).selected_id
-        if vm_id is None or self.supervisor is None:
-            if not quiet:
-                self.notify("No VM selected: press n to create one.", severity="warning")
-            return None
-        try:
-            return self.supervisor.get(vm_id)
-        except GlidexError:
-            return None
-
-    # -- key bindings ----------------------------------------------------------------------
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """While a console captures input, let its keys reach the guest instead of the app."""
-        console_focused = getattr(self.focused, "captures_input", False)
-        return not (console_focused and action in KEYS_YIELDED_TO_CONSOLE)
-
-    def action_create(self) -> None:
-        if self.supervisor is None:
-            return
-        paths, names = self.supervisor.paths, {r.name for r in self.supervisor.list()}
-        suggestion = next(f"vm{i}" for i in range(1, len(names) + 2) if f"vm{i}" not in names)
-        defaults = FormDefaults(
-            name=suggestion,
-            kernel_image_path=str(paths.default_kernel),
-            rootfs_path=str(paths.default_rootfs),
-            hypervisor=default_hypervisor(self.supervisor.settings),
-            max_mem_mib=max_mem_mib(self.supervisor.settings),
-            taken_names=frozenset(names),
-        )
-        self.push_screen(CreateVmScreen(defaults), self._create_from_form)
-
-    def _create_from_form(self, spec: VmSpec | None) -> None:
-        if spec is not None:
-            self.run_worker(self._run("create", self.supervisor.create(spec)))
-
-    async def _run(self, what: str, operation) -> None:
-        """Run a supervisor operation, turning its errors into notifications."""
-        try:
-            record = await operation
-        except GlidexError as exc:
-            self.notify(f"{what} failed: {exc}", severity="error", timeout=10)
-            return
-        self.refresh_table()
-        if what == "create" and record is not None:
-            table = self.query_one(VmTable)
-            table.move_cursor(row=table.get_row_index(record.id))
-
-    def action_start(self) -> None:
-        if record := self._selected():
-            self.run_worker(self._run("start", self.supervisor.start(record.id)))
-
-    def action_stop(self) -> None:
-        if record := self._selected():
-            self.run_worker(self._run("stop", self.supervisor.stop(record.id)))
-
-    def action_pause_resume(self) -> None:
-        if record := self._selected():
-            operation = (self.supervisor.resume if record.state == VmState.PAUSED
-                         else self.supervisor.pause)
-            self.run_worker(self._run("pause/resume", operation(record.id)))
-
-    def action_delete(self) -> None:
-        record = self._selected()
-        if record is None:
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.run_worker(self._run("delete", self.supervisor.delete(record.id)))
-
-        running = " It is running and will be stopped first." if record.is_live else ""
-        self.push_screen(
-            ConfirmScreen(f"Delete VM {record.name}?{running} Its disk files are kept."), answered
-        )
-
-    def action_console(self) -> None:
-        record = self._selected()
-        if record is None:
-            return
-        info = self.supervisor.console_info(record.id)
-        if not info.available:
-            self.notify(f"{record.name} is {record.state}: start it (s) to use its console.",
-                        severity="warning")
-            return
-        self.push_screen(ConsoleScreen(record.name, info))
-
     def on_data_table_row_selected(self, _event: VmTable.RowSelected) -> None:
         self.action_console()
+
+    def _show_details(self) -> None:
+        record = self._selected(quiet=True)
+        details = self.query_one(VmDetails)
+        if record is None or self.supervisor is None:
+            if self.supervisor is not None and self.supervisor.list():
+                hint = "No VM shown: / changes the filter, a shows stopped VMs."
+            else:
+                hint = "No VMs yet: press [b]n[/b] to create one, [b]?[/b] for every key."
+            details.show(None, empty_hint=hint)
+            return
+        stats = self.metrics.stats(record.id) if self.metrics is not None else None
+        details.show(record, log_path=self.supervisor.paths.console_log(record.id),
+                     console_source=self.supervisor.console_info(record.id).log_path,
+                     stats=stats, now=self.clock())
+
+    # -- events ----------------------------------------------------------------------------
+    def _on_vm_event(self, event: VmEvent) -> None:
+        """Tell the user what changed. Failures of an operation the user asked for are
+        reported by that operation (one notification per failure); a crash is news."""
+        self.refresh_table()
+        name, state = event.vm.name, event.vm.state
+        if event.kind == "deleted":
+            if event.vm.id in self.area.panes:
+                self.area.close(event.vm.id)
+            self.notify(f"{name} deleted", timeout=3)
+        elif event.kind == "created":
+            self.notify(f"{name} created", timeout=3)
+        elif event.kind == "state" and state == VmState.CRASHED:
+            self.notify(f"{name}: {state} ({event.reason})", severity="error", timeout=15)
+        elif event.kind == "state" and state != VmState.FAILED:
+            reason = f" ({event.reason})" if event.reason and state == VmState.STOPPED else ""
+            self.notify(f"{name} is {state}{reason}", timeout=3)
+
+    def on_console_pane_leave_requested(self, _message: ConsolePane.LeaveRequested) -> None:
+        self.action_focus_table()
+
+    def on_console_pane_disconnected(self, message: ConsolePane.Disconnected) -> None:
+        info = self.area.mark_closed(message.pane)
+        if info is not None:
+            self.notify(f"{info.name}: console closed ({message.reason}). ^\\ x closes the "
+                        "pane.", timeout=6)
+
+    def on_console_area_changed(self, _message: ConsoleArea.Changed) -> None:
+        area = self.area
+        area.display = bool(area.panes)
+        self.screen.set_class(bool(area.panes), "-with-panes")
+        self.screen.set_class(area.zoomed is not None, "-zoomed")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if isinstance(event.input, FilterInput):
+            self.table.set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if isinstance(event.input, FilterInput):
+            event.stop()
+            if not event.value.strip():
+                event.input.display = False
+            self.table.focus()
+
+    def on_filter_input_cleared(self, _message: FilterInput.Cleared) -> None:
+        self.table.set_filter("")
+        self.query_one(FilterInput).display = False
+        self.table.focus()
+
+    # -- keys ------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While a console captures input, its keys reach the guest instead of the app: the
+        priority bindings (quit, palette) stand down, and only the prefix stays."""
+        if getattr(self.focused, "captures_input", False):
+            if action in KEYS_YIELDED_TO_CONSOLE:
+                return False
+            return action in ACTIONS_WHILE_IN_CONSOLE
+        return True
+
+    def on_descendant_focus(self) -> None:
+        self.refresh_bindings()  # the footer follows focus (console keys vs table keys)
+
+    async def perform(self, action: str) -> None:
+        """Run an action string (``"focus_direction('left')"``) directly: from the prefix or
+        the palette the focus may already be back in a console, where check_action would
+        refuse it."""
+        target, name, params = parse_action(action)
+        owner: Any = self.table if target == "table" else self
+        method = getattr(owner, f"action_{name}", None)
+        if method is None:
+            self.notify(f"Unknown action {action!r}", severity="error")
+            return
+        result = method(*params)
+        if inspect.isawaitable(result):
+            await result
+
+    def action_prefix(self) -> None:
+        """Ctrl+\\: show the prefix overlay; the next key picks a command."""
+        if isinstance(self.screen, PrefixScreen):  # the prefix twice: send it to the guest
+            self.screen.dismiss(next(c for c in available_prefix_commands(ConsolePane)
+                                     if c.action == "send_prefix"))
+            return
+
+        def chosen(command) -> None:
+            if command is not None:
+                self.call_later(self.perform, command.action)
+
+        self.push_screen(PrefixScreen(available_prefix_commands(ConsolePane)), chosen)
+
+    def action_cancel_prefix(self) -> None:
+        """Esc after the prefix: nothing happens."""
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_filter(self) -> None:
+        field = self.query_one(FilterInput)
+        field.display = True
+        field.focus()
+
+    def action_command_line(self) -> None:
+        suggester = CommandSuggester(
+            lambda: [r.name for r in self.supervisor.list()] if self.supervisor else [],
+            lambda: list(self.available_themes),
+        )
+
+        async def typed(text: str | None) -> None:
+            if text:
+                await self.run_command_line(text)
+
+        self.push_screen(PromptScreen(":", history=self._command_history, suggester=suggester,
+                                      placeholder="start web · connect web · theme NAME · "
+                                                  "help"), typed)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Textual's entries plus every dashboard action (the per-VM ones come from
+        :class:`VmCommands`)."""
+        titles = set()
+        for command in super().get_system_commands(screen):
+            if command.title not in ("Maximize", "Minimize"):  # Esc must reach the guest
+                titles.add(command.title)
+                yield command
+        for title, help_text, action in self.palette_actions():
+            if title not in titles:
+                titles.add(title)
+                yield SystemCommand(title, help_text, lambda a=action: self.perform(a))
+
+    def palette_actions(self) -> list[tuple[str, str, str]]:
+        """(title, help, action) for every binding and prefix command."""
+        own_table = [b for b in Binding.make_bindings(VmTable.BINDINGS)]
+        entries: list[tuple[str, str, str]] = []
+        for binding in Binding.make_bindings(self.BINDINGS):
+            if binding.action not in ("quit", "prefix"):
+                entries.append((binding.description, f"key: {self.get_key_display(binding)}",
+                                binding.action))
+        for binding in own_table:
+            action = binding.action.removeprefix("app.") if binding.action.startswith(
+                "app.") else f"table.{binding.action}"
+            entries.append((binding.description, f"key: {self.get_key_display(binding)}",
+                            action))
+        for command in available_prefix_commands(ConsolePane):
+            if command.action not in ("cancel_prefix", "send_prefix", "command_palette"):
+                keys = command.display.replace("[", "\\[")  # the palette reads markup
+                entries.append((command.description, f"key: {PREFIX_KEY_DISPLAY} then {keys}",
+                                command.action))
+        return entries

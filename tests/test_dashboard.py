@@ -10,7 +10,6 @@ import pytest
 from glidex_core.models import VmState
 from glidex_core.supervisor import Supervisor
 from glidex_tui.app import GlidexApp
-from glidex_tui.screens.console import ConsoleScreen
 from glidex_tui.screens.create_form import CreateVmScreen
 from glidex_tui.widgets.console_pane import ConsolePane
 from glidex_tui.widgets.vm_table import VmTable
@@ -27,7 +26,7 @@ async def wait_until(pilot, condition, timeout: float = 60.0, what: str = "") ->
 
 
 def screen_text(app) -> str:
-    return "\n".join(app.screen.query_one(ConsolePane).screen_lines())
+    return "\n".join(app.query_one(ConsolePane).screen_lines())
 
 
 async def type_text(pilot, text: str) -> None:
@@ -51,8 +50,8 @@ async def test_form_defaults_start_console_and_type(home, sample_guest):
         await pilot.press("s")
         await wait_until(pilot, lambda: app.supervisor.list()[0].state == VmState.RUNNING,
                          what="running")
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen), what="console")
+        await pilot.press("enter")  # the console opens in a pane, with the keyboard
+        await wait_until(pilot, lambda: isinstance(app.focused, ConsolePane), what="console")
         await wait_until(pilot, lambda: "/ #" in screen_text(app), what="the guest prompt")
 
         await type_text(pilot, "uname -a")
@@ -61,10 +60,10 @@ async def test_form_defaults_start_console_and_type(home, sample_guest):
                          what="uname output")
         await pilot.press("ctrl+c")  # goes to the guest, the app keeps running
         await pilot.pause(0.3)
-        assert isinstance(app.screen, ConsoleScreen)
+        assert isinstance(app.focused, ConsolePane)
 
-        await pilot.press("ctrl+right_square_bracket")
-        await wait_until(pilot, lambda: not isinstance(app.screen, ConsoleScreen), what="leave")
+        await pilot.press("ctrl+right_square_bracket")  # leaves: the table has the keys again
+        await wait_until(pilot, lambda: app.focused is table, what="leave")
         await pilot.press("q")
 
     # Quitting the dashboard leaves the VM running.

@@ -3,6 +3,9 @@
 Covers the issue's acceptance path: n, accept the defaults, s, enter -> the guest's prompt;
 uname -a is answered; leaving the console and quitting leaves the VM running; starting glidex
 again shows it running and its console still answers.
+
+The details panel also shows the last console lines, so "the prompt is on screen" is checked
+inside the console pane's border (``PANE_PROMPT``): the pane shows it once it is connected.
 """
 
 from __future__ import annotations
@@ -59,9 +62,15 @@ class Tmux:
         subprocess.run([*self.base, "kill-server"], capture_output=True)
 
 
+PANE_PROMPT = "│/ #"  # the guest's prompt at the left border of a console pane
+
+
 @pytest.fixture
 def tmux(home: Path):
-    env = {**os.environ, "GLIDEX_HOME": str(home), "TERM": "xterm-256color"}
+    # pytest-xdist workers carry COLUMNS=80/LINES=24, which Textual would take over the pane's
+    # real size: leave them out so glidex sees tmux's 120x40.
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env.update(GLIDEX_HOME=str(home), TERM="xterm-256color")
     session = Tmux(f"glidex-test-{os.getpid()}", env)
     yield session
     session.kill()
@@ -82,7 +91,7 @@ def test_glidex_in_tmux_boots_a_guest_and_keeps_it_running(tmux, home, sample_gu
     tmux.keys("s")
     tmux.wait_for("running")
     tmux.keys("Enter")
-    tmux.wait_for("/ #")
+    tmux.wait_for(PANE_PROMPT)
     tmux.literal("uname -a")
     tmux.keys("Enter")
     tmux.wait_for("Linux glidex", timeout=20)
@@ -97,7 +106,7 @@ def test_glidex_in_tmux_boots_a_guest_and_keeps_it_running(tmux, home, sample_gu
     tmux.start(*glidex)
     tmux.wait_for("running")  # the VM outlived the dashboard
     tmux.keys("Enter")
-    tmux.wait_for("/ #")
+    tmux.wait_for(PANE_PROMPT)
     tmux.literal("echo still-$((40+2))")
     tmux.keys("Enter")
     tmux.wait_for("still-42", timeout=20)
