@@ -74,6 +74,7 @@ class ConsoleInfo:
     log_path: Path
     available: bool
     clients: int = 0
+    log_error: str | None = None  # e.g. the disk is full: the console works, the log does not
 
 
 @dataclass
@@ -191,6 +192,7 @@ class Supervisor:
             log_path=self.paths.console_log(record.id),
             available=available,
             clients=(keeper or {}).get("clients", 0),
+            log_error=(keeper or {}).get("log_error"),
         )
 
     def backend(self, record: VmRecord) -> VmmBackend:

@@ -113,18 +113,27 @@ class ControlPlane:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "glidex_core.control_plane", "--home", str(home),
              "--port", "0", *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=self._log_file(home),
         )
         discovery = home / "run" / "control-plane.json"
         deadline = time.monotonic() + 20
         while not discovery.exists():
-            assert self.process.poll() is None, self.process.stderr.read().decode()
+            assert self.process.poll() is None, self.log()
             assert time.monotonic() < deadline, "the control plane did not come up"
             time.sleep(0.05)
         info = json.loads(discovery.read_text())
         self.url = info["url"]
         self.token = info["token"]
         self.http = httpx.Client(base_url=self.url, timeout=60)
+
+    @staticmethod
+    def _log_file(home: Path):
+        """Its log goes to a file beside the home: a pipe nobody reads would fill and block it."""
+        home.parent.mkdir(parents=True, exist_ok=True)
+        return open(home.parent / f"{home.name}-control-plane.log", "ab")  # noqa: SIM115
+
+    def log(self) -> str:
+        return (self.home.parent / f"{self.home.name}-control-plane.log").read_text()
 
     def stop(self) -> None:
         self.http.close()

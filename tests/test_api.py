@@ -145,7 +145,8 @@ def test_console_of_a_stopped_vm_is_unavailable(cp):
     vm = cp.http.post("/vms", json=body("quiet")).json()
     console = cp.http.get("/vms/quiet/console").json()
     assert console == {"vm_id": vm["id"], "console_socket_path": vm["console_socket_path"],
-                       "log_path": vm["log_path"], "available": False, "clients": 0}
+                       "log_path": vm["log_path"], "available": False, "clients": 0,
+                       "log_error": None}
     log = cp.http.get("/vms/quiet/log")
     assert log.status_code == 200 and log.content == b"" and log.headers["x-log-size"] == "0"
     cp.http.delete("/vms/quiet")

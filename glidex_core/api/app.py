@@ -104,7 +104,7 @@ def create_app(supervisor: Supervisor, *, token: str | None = None) -> FastAPI:
         info = supervisor.console_info(ref)
         return ConsoleResponse(vm_id=info.vm_id, console_socket_path=str(info.console_socket_path),
                                log_path=str(info.log_path), available=info.available,
-                               clients=info.clients)
+                               clients=info.clients, log_error=info.log_error)
 
     @app.get("/vms/{ref}/log", response_class=Response,
              responses={200: {"content": {"application/octet-stream": {}}}})

@@ -101,6 +101,7 @@ class ConsoleResponse(BaseModel):
     log_path: str
     available: bool
     clients: int
+    log_error: str | None = None
 
 
 class HealthResponse(BaseModel):

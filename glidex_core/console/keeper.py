@@ -109,6 +109,7 @@ class Keeper:
         self.reading_clients = True
         self.log = RotatingLog(spec.log_path, spec.log_max_bytes, spec.log_keep)
         self.finishing = False
+        self.pid_file_stale = False
         self.listener = self._listen(spec.socket_path)
         self.vmm_pid, self.master = _spawn_vmm(spec)
         os.set_blocking(self.master, False)
@@ -142,18 +143,21 @@ class Keeper:
         })
 
     def update_pid_file(self) -> None:
-        """Refresh the client count and log status; a full disk must not stop the console."""
+        """Refresh the client count and log status; a full disk must not stop the console
+        (the refresh is retried with later output until it lands)."""
         try:
             self.write_pid_file()
         except OSError:
-            pass
+            self.pid_file_stale = True
+        else:
+            self.pid_file_stale = False
 
     # -- the byte path ---------------------------------------------------------------------
     def _on_console_output(self, data: bytes) -> None:
         had_error = self.log.error is not None
         self.log.write(data)
-        if self.log.error is not None and not had_error:
-            self.update_pid_file()  # tell the supervisor, once
+        if (self.log.error is not None and not had_error) or self.pid_file_stale:
+            self.update_pid_file()  # tell the supervisor, once it can be told
         for fd, client in list(self.clients.items()):
             was_empty = not client.outbuf
             client.outbuf += data

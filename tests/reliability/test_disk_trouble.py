@@ -222,6 +222,10 @@ async def test_full_home_disk_keeps_vm_and_console_working(tiny_tmpfs, qemu_stan
         resumed_at = log.stat().st_size
         await async_wait_until(lambda: log.stat().st_size > resumed_at + 1000, 10,
                                message="logging resumed")
+        # And the problem is on record for the user, once there is room to record it.
+        await async_wait_until(lambda: sup.console_info(record.id).log_error, 10,
+                               message="log_error reported")
+        assert "No space left" in sup.console_info(record.id).log_error
         await sup.stop(record.id, force=True)
         await console.close()
     finally:

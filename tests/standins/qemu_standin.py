@@ -65,8 +65,10 @@ class StandinVmm:
             self.qmp.listen(4)
             self.sel.register(self.qmp, selectors.EVENT_READ, "qmp-listen")
         if "noread" not in options:
-            os.set_blocking(0, False)
-            self.sel.register(0, selectors.EVENT_READ, "stdin")
+            # Read through a separate non-blocking fd: making fd 0 non-blocking would make
+            # stdout (the same PTY) non-blocking too, and lose output when the PTY is full.
+            self.console_in = os.open(os.ttyname(0), os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+            self.sel.register(self.console_in, selectors.EVENT_READ, "stdin")
 
     def write(self, data: bytes) -> None:
         self.out.write(data)
@@ -121,11 +123,11 @@ class StandinVmm:
 
     def _on_input(self) -> None:
         try:
-            data = os.read(0, 65536)
+            data = os.read(self.console_in, 65536)
         except BlockingIOError:
             return
         if not data:
-            self.sel.unregister(0)
+            self.sel.unregister(self.console_in)
             return
         if self.paused:
             return
