@@ -1,0 +1,1 @@
+"""Glidex benchmarks: ``python -m bench [--quick]``. See bench/README.md."""

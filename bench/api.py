@@ -1,0 +1,199 @@
+"""Figure 4: REST API latency and throughput with 1000 VM records; figure 5.1: control plane RSS.
+
+The records are written in the store's own format (one ``vm.toml`` per VM, what
+``RecordStore.save`` writes, minus the per-file fsync) before a real control plane starts on the
+home. Clients are httpx async clients in the bench process, each with its own connection,
+closed loop (a client sends its next request when the previous answer arrived). Baseline:
+``GET /health`` on the same server at the same concurrency, i.e. the floor of this HTTP stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import tomli_w
+
+from bench.common import Row, Section, fresh_dir, median, percentile
+from bench.controlplane import ControlPlane
+from bench.patched import ALL_FIXES
+from glidex_core.config import Paths
+from glidex_core.models import VmRecord, VmSpec, VmState
+
+RECORDS = 1000
+
+
+def write_records(home: Path, n: int) -> list[str]:
+    paths = Paths(home)
+    paths.ensure()
+    ids = []
+    now = time.time()
+    for i in range(n):
+        spec = VmSpec(name=f"vm{i:04d}", kernel_image_path=str(home / "vmlinuz"),
+                      rootfs_path=str(home / f"rootfs-{i:04d}.ext4"), mem_size_mib=256)
+        record = VmRecord.from_spec(spec, "qemu")
+        record.created_at = now - n + i
+        record.state = VmState.STOPPED
+        record.started_at, record.stopped_at = now - 100, now - 50
+        record.exit_code = 0
+        record.reason = "stopped on request (VMM exited with code 0)"
+        folder = paths.vm_dir(record.id)
+        folder.mkdir(mode=0o700)
+        (folder / "vm.toml").write_bytes(tomli_w.dumps(record.to_dict()).encode())
+        ids.append(record.id)
+    return ids
+
+
+async def _load(url: str, paths: list[str], clients: int, per_client: int,
+                server_pid: int, rate: float = 0.0) -> dict:
+    """``clients`` clients, each sending ``per_client`` GETs of ``paths`` (cycled).
+
+    Closed loop (``rate`` 0): the next request goes when the answer arrived. Open loop: each
+    client sends ``rate`` requests/s on a fixed schedule and latency counts from the scheduled
+    send time (so a slow answer also delays, and is charged to, the requests behind it).
+    """
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    server = psutil.Process(server_pid)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        await asyncio.gather(*(client.get(path) for path in (paths * clients)[:clients]))
+
+        async def one(offset: int) -> None:
+            loop = asyncio.get_running_loop()
+            start = loop.time() + (offset % clients) / (rate * clients) if rate else 0.0
+            for j in range(per_client):
+                path = paths[(offset + j) % len(paths)]
+                if rate:
+                    scheduled = start + j / rate
+                    await asyncio.sleep(max(0.0, scheduled - loop.time()))
+                    begin = scheduled
+                else:
+                    begin = loop.time()
+                response = await client.get(path)
+                latencies.append(loop.time() - begin)
+                if response.status_code != 200:
+                    raise RuntimeError(f"GET {path}: {response.status_code} {response.text}")
+
+        cpu_server = sum(server.cpu_times()[:2])
+        cpu_client = sum(os.times()[:2])
+        begin = time.perf_counter()
+        await asyncio.gather(*(one(i * 7) for i in range(clients)))
+        wall = time.perf_counter() - begin
+        cpu_server = sum(server.cpu_times()[:2]) - cpu_server
+        cpu_client = sum(os.times()[:2]) - cpu_client
+    return {"p50": median(latencies), "p99": percentile(latencies, 99),
+            "rps": len(latencies) / wall, "n": len(latencies),
+            "server_cpu": cpu_server / wall, "client_cpu": cpu_client / wall}
+
+
+def _same_list(a: ControlPlane, b: ControlPlane) -> bool:
+    """Both planes return the same VM list (the homes differ only in their path)."""
+    left = a.http.get("/vms").json()
+    right = json.loads(b.http.get("/vms").text.replace(str(b.home), str(a.home)))
+    return left == right
+
+
+def _plan(ids: list[str], quick: bool) -> list[tuple[str, str, list[str], int, int]]:
+    rng = random.Random(6)
+    one = [f"/vms/{rng.choice(ids)}" for _ in range(512)]
+    k = 1 if quick else 4
+    return [  # key, name, paths, clients, requests per client
+        ("4.0", "GET /health", ["/health"], 1, 50 * k),
+        ("4.0", "GET /health", ["/health"], 50, 6 * k),
+        ("4.1", f"GET /vms ({RECORDS})", ["/vms"], 1, 20 * k),
+        ("4.2", f"GET /vms ({RECORDS})", ["/vms"], 50, 1 * k),
+        ("4.3", "GET /vms/{id}", one, 1, 50 * k),
+        ("4.4", "GET /vms/{id}", one, 50, 6 * k),
+        ("4.5", "GET /vms/{id} at 4 req/s each", one, 50, 6 * k),
+    ]
+
+
+TARGETS = {("4.1", "p50"): 0.030, ("4.4", "p99"): 0.020}
+FIXED_ROWS = {("4.1", "p50"), ("4.3", "p50"), ("4.4", "p99"), ("4.4", "rps"), ("4.5", "p99")}
+OPEN_LOOP_RATE = 4.0
+
+
+def run(quick: bool) -> tuple[Section, float, float]:
+    """Section 4, and the control plane's RSS with 1000 records and with an empty home.
+
+    Two control planes on identical homes: the product as it is, and the product with the
+    proposed ``nodelay`` fix applied in memory (bench/patched.py); each measurement runs on one
+    and then the other.
+    """
+    work = fresh_dir("api")
+    section = Section(4, f"API latency, {RECORDS} VM records (httpx async clients, closed loop)")
+    empty = ControlPlane(work / "empty-home")
+    time.sleep(0.5)
+    empty_rss = empty.memory()["rss"]
+    empty.stop()
+    ids = write_records(work / "home", RECORDS)
+    shutil.copytree(work / "home", work / "home-fixed")
+    planes = {"as is": ControlPlane(work / "home"),
+              "fixed": ControlPlane(work / "home-fixed", fixes=ALL_FIXES)}
+    results: dict[tuple[str, str, int], dict] = {}
+    try:
+        plan = _plan(ids, quick)
+
+        async def measure() -> None:
+            for cp in planes.values():  # warm-up: imports, first serialisations
+                await _load(cp.url, ["/vms"], 1, 3, cp.pid)
+                await _load(cp.url, plan[4][2], 1, 20, cp.pid)
+            for key, _, paths, clients, per_client in plan:
+                rate = OPEN_LOOP_RATE if key == "4.5" else 0.0
+                for label, cp in planes.items():
+                    results[label, key, clients] = await _load(cp.url, paths, clients,
+                                                               per_client, cp.pid, rate)
+
+        asyncio.run(measure())
+        busy_rss = planes["as is"].memory()["rss"]
+        same = _same_list(planes["as is"], planes["fixed"])
+    finally:
+        for cp in planes.values():
+            cp.stop()
+    for label in planes:
+        for key, name, _, clients, _ in plan:
+            if key == "4.0":
+                continue
+            r, h = results[label, key, clients], results[label, "4.0", clients]
+            who = f"{clients} client{'s' if clients > 1 else ''}"
+            for stat in ("p50", "p99") if key == "4.5" else ("p50", "p99", "rps"):
+                if label == "fixed" and (key, stat) not in FIXED_ROWS:
+                    continue
+                limit = TARGETS.get((key, stat))
+                scale, unit, fmt = (1, "req/s", "{:.0f}") if stat == "rps" else \
+                    (1e3, "ms", "{:.1f}")
+                section.rows.append(Row(
+                    f"{key}{'' if label == 'as is' else '*'}",
+                    f"{name}, {who}, {stat if stat != 'rps' else 'throughput'}"
+                    + (" [proposed fixes]" if label == "fixed" else ""),
+                    scale * r[stat], unit, scale * h[stat], f"GET /health {stat}, {who}",
+                    target=f"<= {limit * 1e3:.0f} ms" if limit else "",
+                    met=(r[stat] <= limit) if limit else None, fmt=fmt))
+    section.notes.append(
+        "Requests per measurement (as is): " + ", ".join(
+            f"{name} x{clients}: {results['as is', key, clients]['n']}"
+            for key, name, _, clients, _ in plan)
+        + ". With N closed-loop clients a request waits behind the N-1 others on one event "
+        "loop (Little's law: latency ~= N / throughput). 4.5 is open loop: 50 clients each "
+        f"sending {OPEN_LOOP_RATE:.0f} req/s on a schedule ({50 * OPEN_LOOP_RATE:.0f} req/s "
+        "offered), latency from the scheduled send time.")
+    busy = results["fixed", "4.4", 50]
+    section.notes.append(
+        f"CPU during GET /vms/{{id}} x50 closed loop [fix]: server {busy['server_cpu']:.0%} of "
+        f"a core, client (httpx, bench process) {busy['client_cpu']:.0%}; as is: server "
+        f"{results['as is', '4.4', 50]['server_cpu']:.0%}, client "
+        f"{results['as is', '4.4', 50]['client_cpu']:.0%}.")
+    section.notes.append(
+        "Rows marked * ran on a second control plane with the proposed fixes applied in memory "
+        "(bench/patched.py: TCP_NODELAY, plain-dict GET /vms), on an identical home, "
+        "interleaved with the as-is runs. Its GET /vms body "
+        + ("is identical to the product's (same JSON, paths aside)." if same else
+           "DIFFERS from the product's: the fast-list patch is out of date."))
+    return section, busy_rss, empty_rss
