@@ -127,7 +127,7 @@ class GlidexApp(VmActions, WorkspaceActions, App[None]):
         self.supervisor.subscribe(self._on_vm_event)
         self.refresh_table()
         self.set_interval(1.0, self._tick)
-        self.query_one(VmTable).focus()
+        self.screen.set_focus(self.query_one(VmTable))  # now: a restored pane may take it next
         self.restore_layout(quiet=True)
 
     async def _open_supervisor(self) -> Supervisor | RemoteSupervisor:
@@ -196,6 +196,7 @@ class GlidexApp(VmActions, WorkspaceActions, App[None]):
 
     def _theme_changed(self, theme: Theme) -> None:
         """Remember a theme chosen at runtime (palette, :theme) in config.toml."""
+        self.refresh_table()  # the state colours come from the theme
         if theme.name == self._saved_theme:
             return
         self._saved_theme = theme.name

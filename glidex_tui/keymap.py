@@ -41,7 +41,7 @@ class PrefixCommand:
 
     @property
     def display(self) -> str:
-        return "/".join(key_label(k) for k in self.keys)
+        return " ".join(key_label(k) for k in self.keys)
 
 
 PREFIX_COMMANDS: tuple[PrefixCommand, ...] = (

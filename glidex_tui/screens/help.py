@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from rich.table import Table
 from rich.text import Text
 from textual.app import App, ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import Binding, BindingsMap, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from glidex_tui.commands import COMMANDS
 from glidex_tui.keymap import (
@@ -33,12 +33,17 @@ class HelpSection:
 
 
 def _bindings_of(*classes: type) -> list[Binding]:
-    """Bindings declared on ``classes`` (and their bases, as Textual merges them)."""
+    """The bindings ``classes`` really have: their own and their bases', a subclass's binding
+    replacing a base's for the same key (as Textual merges them)."""
     found: list[Binding] = []
     for cls in classes:
+        keys: dict[str, list[Binding]] = {}
         for klass in reversed(cls.__mro__):
+            if not klass.__dict__.get("_inherit_bindings", True):
+                keys.clear()
             declared: list[BindingType] = klass.__dict__.get("BINDINGS", [])
-            found.extend(Binding.make_bindings(declared))
+            keys.update(BindingsMap(declared).key_to_bindings)
+        found.extend(b for bindings in keys.values() for b in bindings)
     return found
 
 
@@ -57,10 +62,11 @@ def _rows(app: App, bindings: list[Binding]) -> list[tuple[str, str]]:
             continue  # Textual's own reminders, not keys of this dashboard
         label = key_label(binding.key) if binding.key == PREFIX_KEY else app.get_key_display(
             binding)
-        keys = rows.setdefault(binding.action, [])
+        action = binding.action.removeprefix("app.")
+        keys = rows.setdefault(action, [])
         if label not in keys:
             keys.append(label)
-        descriptions.setdefault(binding.action, _describe(binding))
+        descriptions.setdefault(action, _describe(binding))
     return [(" ".join(keys), descriptions[action]) for action, keys in rows.items()]
 
 
@@ -71,16 +77,17 @@ def help_sections(app: App) -> list[HelpSection]:
     from glidex_tui.widgets.filter_input import FilterInput
     from glidex_tui.widgets.vm_table import VmTable
 
-    own_table = [b for b in _bindings_of(VmTable) if b.action not in
-                 {b.action for b in _bindings_of(DataTable)}]
-    app_keys = [b for b in Binding.make_bindings(GlidexApp.BINDINGS)]
-    textual_keys = [*Binding.make_bindings(TEXTUAL_APP_KEYS)]
+    own_table = list(Binding.make_bindings(VmTable.BINDINGS))
+    own_keys = {b.key for b in own_table}
+    moving = [b for b in _bindings_of(VmTable) if b.key not in own_keys]
+    app_keys = list(Binding.make_bindings(GlidexApp.BINDINGS))
+    textual_keys = list(Binding.make_bindings(TEXTUAL_APP_KEYS))
     prefix_rows = [(c.display, c.description) for c in available_prefix_commands(ConsolePane)]
     return [
         HelpSection("VM table and workspace", _rows(app, app_keys + own_table)),
-        HelpSection("Moving in the table", _rows(app, _bindings_of(DataTable))),
-        HelpSection("Filter line (after /)", _rows(app, Binding.make_bindings(
-            FilterInput.BINDINGS)) + [("enter", "Keep the filter, back to the table")]),
+        HelpSection("Moving in the table", _rows(app, moving)),
+        HelpSection("Filter line (after /)", _rows(app, list(Binding.make_bindings(
+            FilterInput.BINDINGS))) + [("enter", "Keep the filter, back to the table")]),
         HelpSection("Anywhere outside a console", _rows(app, textual_keys)),
         HelpSection(
             "In a console pane (every other key goes to the guest)",

@@ -22,6 +22,7 @@ from glidex_tui.layout import Direction, LayoutError, Orientation, PaneLayout
 from glidex_tui.widgets.console_pane import ConsolePane
 
 FOCUSED_HINT = f"{LEAVE_KEY_DISPLAY} table · {PREFIX_KEY_DISPLAY} commands"
+ZOOMED_HINT = f"maximised: {PREFIX_KEY_DISPLAY} z restores · {FOCUSED_HINT}"
 
 
 @dataclass
@@ -170,7 +171,7 @@ class ConsoleArea(Widget, can_focus=False):
         vm_id = self.vm_of(event.widget)
         if vm_id is not None:
             self.active = vm_id
-            event.widget.border_subtitle = FOCUSED_HINT
+            event.widget.border_subtitle = ZOOMED_HINT if self.zoomed == vm_id else FOCUSED_HINT
 
     def on_descendant_blur(self, event) -> None:
         if self.vm_of(event.widget) is not None:
@@ -181,6 +182,9 @@ class ConsoleArea(Widget, can_focus=False):
         """Maximise the pane (default: the active one) or restore; True if now zoomed."""
         target = vm_id or self.active
         self.zoomed = None if self.zoomed is not None or target is None else target
+        for key, info in self.panes.items():
+            if info.pane.border_subtitle:  # the focused one: say how to restore
+                info.pane.border_subtitle = ZOOMED_HINT if self.zoomed == key else FOCUSED_HINT
         self.relayout()
         self.post_message(self.Changed())
         return self.zoomed is not None

@@ -71,7 +71,9 @@ def describe_record(record: VmRecord, log_path: Path, now: float) -> str:
     if record.reason:
         lines.append(f"reason      {escape(record.reason)}")
     if record.exit_code is not None or record.exit_signal:
-        lines.append(f"exit        {describe_exit(record.exit_code, record.exit_signal)}")
+        exit_status = describe_exit(record.exit_code, record.exit_signal)
+        if exit_status not in (record.reason or ""):
+            lines.append(f"exit        {exit_status}")
     lines += [
         f"hypervisor  {record.hypervisor}   {record.vcpu_count} vCPU   "
         f"{record.mem_size_mib} MiB",

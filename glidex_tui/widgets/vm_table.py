@@ -11,9 +11,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rich.markup import escape
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
+from textual.theme import Theme
 from textual.widgets import DataTable
 
 from glidex_core.models import VmRecord, VmState
@@ -59,11 +61,29 @@ def uptime_at(record: VmRecord, now: float) -> float | None:
     return max(0.0, now - record.started_at) if record.is_live and record.started_at else None
 
 
-def row_cells(record: VmRecord, now: float, marked: bool = False) -> dict[str, object]:
+def theme_state_styles(theme: Theme | None) -> dict[VmState, str]:
+    """State colours from the theme's success/warning/error colours (the defaults otherwise),
+    so a light or high-contrast theme keeps the states readable."""
+    if theme is None:
+        return STATE_STYLES
+    styles = dict(STATE_STYLES)
+    if theme.success:
+        styles[VmState.RUNNING] = f"bold {theme.success}"
+    if theme.warning:
+        styles[VmState.PAUSED] = theme.warning
+    if theme.secondary:
+        styles[VmState.CREATED] = theme.secondary
+    if theme.error:
+        styles[VmState.FAILED] = styles[VmState.CRASHED] = f"bold {theme.error}"
+    return styles
+
+
+def row_cells(record: VmRecord, now: float, marked: bool = False,
+              styles: dict[VmState, str] = STATE_STYLES) -> dict[str, object]:
     return {
         "mark": Text(MARK, style="bold") if marked else " ",
         "name": record.name,
-        "state": Text(str(record.state), style=STATE_STYLES.get(record.state, "")),
+        "state": Text(str(record.state), style=styles.get(record.state, "")),
         "hypervisor": record.hypervisor,
         "vcpus": str(record.vcpu_count),
         "memory": f"{record.mem_size_mib} MiB",
@@ -116,7 +136,7 @@ class ViewSummary:
         parts = [f"{self.shown} of {self.total} VMs" if self.shown != self.total
                  else f"{self.total} VM{'s' if self.total != 1 else ''}"]
         if self.filter_text:
-            parts.append(f"filter [b]{self.filter_text}[/b]")
+            parts.append(f"filter [b]{escape(self.filter_text)}[/b]")
         if not self.show_stopped:
             parts.append(f"running only ({self.hidden_stopped} hidden, a shows all)")
         if self.marked:
@@ -187,11 +207,12 @@ class VmTable(DataTable):
         ids = {r.id for r in wanted}
         self.marked &= {r.id for r in self._records}
         now = self.clock()
+        styles = theme_state_styles(self.app.current_theme if self.is_attached else None)
         for row_key in list(self.rows):
             if row_key.value not in ids:
                 self.remove_row(row_key)
         for record in wanted:
-            cells = row_cells(record, now, record.id in self.marked)
+            cells = row_cells(record, now, record.id in self.marked, styles)
             if record.id not in self.rows:
                 self.add_row(*cells.values(), key=record.id)
                 continue
