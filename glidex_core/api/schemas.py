@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from glidex_core.config import Paths
+from glidex_core.config import Paths, short_id
 from glidex_core.models import (
     DEFAULT_MEM_MIB,
     DEFAULT_VCPUS,
@@ -70,29 +70,25 @@ class VmResponse(BaseModel):
 
     @classmethod
     def of(cls, record: VmRecord, paths: Paths) -> VmResponse:
-        return cls(
-            id=record.id,
-            name=record.name,
-            state=str(record.state),
-            reason=record.reason,
-            vcpu_count=record.vcpu_count,
-            mem_size_mib=record.mem_size_mib,
-            kernel_image_path=record.kernel_image_path,
-            rootfs_path=record.rootfs_path,
-            kernel_args=record.kernel_args,
-            initrd_path=record.initrd_path,
-            hypervisor=record.hypervisor,
-            console_socket_path=str(paths.console_socket(record.id)),
-            log_path=str(paths.console_log(record.id)),
-            created_at=iso(record.created_at),
-            updated_at=iso(record.updated_at),
-            started_at=iso(record.started_at),
-            stopped_at=iso(record.stopped_at),
-            uptime_seconds=record.uptime,
-            exit_code=record.exit_code,
-            exit_signal=record.exit_signal,
-            pid=record.vmm_pid,
-        )
+        return cls(**vm_dict(record, str(paths.run_dir), str(paths.vms_dir)))
+
+
+def vm_dict(record: VmRecord, run_dir: str, vms_dir: str) -> dict:
+    """A VM as the API shows it, as plain data: ``GET /vms`` builds a thousand of these per
+    request, so no model and no pathlib per record (the folders are computed once)."""
+    return {
+        "id": record.id, "name": record.name, "state": str(record.state),
+        "reason": record.reason, "vcpu_count": record.vcpu_count,
+        "mem_size_mib": record.mem_size_mib, "kernel_image_path": record.kernel_image_path,
+        "rootfs_path": record.rootfs_path, "kernel_args": record.kernel_args,
+        "initrd_path": record.initrd_path, "hypervisor": record.hypervisor,
+        "console_socket_path": f"{run_dir}/{short_id(record.id)}.console.sock",
+        "log_path": f"{vms_dir}/{record.id}/console.log",
+        "created_at": iso(record.created_at), "updated_at": iso(record.updated_at),
+        "started_at": iso(record.started_at), "stopped_at": iso(record.stopped_at),
+        "uptime_seconds": record.uptime, "exit_code": record.exit_code,
+        "exit_signal": record.exit_signal, "pid": record.vmm_pid,
+    }
 
 
 class ConsoleResponse(BaseModel):

@@ -35,6 +35,8 @@ from glidex_core.console.console_log import DEFAULT_KEEP, DEFAULT_MAX_BYTES, Rot
 from glidex_core.console.procinfo import start_ticks
 
 READ_CHUNK = 65536
+BATCH_LIMIT = 64 << 10  # console output passed on (log, clients) in batches up to this
+SHRINK_AFTER = 1 << 20  # a client buffer that drained after holding this much is replaced
 CLIENT_BUFFER_LIMIT = 8 << 20  # bytes queued for one client before it is dropped
 INPUT_BUFFER_LIMIT = 64 << 10  # bytes of client input queued for the guest before back-pressure
 FINAL_FLUSH_SECONDS = 1.0
@@ -167,19 +169,29 @@ class Keeper:
                 self._flush_client(fd)
 
     def _read_master(self) -> bool:
-        """Read what the VMM wrote; False once the PTY has hung up."""
-        try:
-            data = os.read(self.master, READ_CHUNK)
-        except BlockingIOError:
-            return True
-        except OSError as exc:
-            if exc.errno == errno.EIO:
-                return False
-            raise
-        if not data:
-            return False
-        self._on_console_output(data)
-        return True
+        """Read what the VMM wrote until the PTY is empty or a batch is full, then pass it on
+        once: a PTY read returns at most 4 KiB, and a log write plus a send per client for
+        every 4 KiB was most of the keeper's cost. False once the PTY has hung up."""
+        chunks: list[bytes] = []
+        size, alive = 0, True
+        while size < BATCH_LIMIT:
+            try:
+                data = os.read(self.master, READ_CHUNK)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno != errno.EIO:
+                    raise
+                alive = False
+                break
+            if not data:
+                alive = False
+                break
+            chunks.append(data)
+            size += len(data)
+        if chunks:
+            self._on_console_output(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        return alive
 
     def _flush_client(self, fd: int) -> None:
         client = self.clients[fd]
@@ -191,6 +203,8 @@ class Keeper:
             self._drop(fd)
             return
         del client.outbuf[:sent]
+        if not client.outbuf and sys.getsizeof(client.outbuf) > SHRINK_AFTER:
+            client.outbuf = bytearray()  # give back what a burst made it grow to
         self._update_client_events(fd)
 
     def _update_client_events(self, fd: int) -> None:
