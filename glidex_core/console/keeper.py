@@ -36,7 +36,6 @@ from glidex_core.console.procinfo import start_ticks
 
 READ_CHUNK = 65536
 BATCH_LIMIT = 64 << 10  # console output passed on (log, clients) in batches up to this
-SHRINK_AFTER = 1 << 20  # a client buffer that drained after holding this much is replaced
 CLIENT_BUFFER_LIMIT = 8 << 20  # bytes queued for one client before it is dropped
 INPUT_BUFFER_LIMIT = 64 << 10  # bytes of client input queued for the guest before back-pressure
 FINAL_FLUSH_SECONDS = 1.0
@@ -203,8 +202,6 @@ class Keeper:
             self._drop(fd)
             return
         del client.outbuf[:sent]
-        if not client.outbuf and sys.getsizeof(client.outbuf) > SHRINK_AFTER:
-            client.outbuf = bytearray()  # give back what a burst made it grow to
         self._update_client_events(fd)
 
     def _update_client_events(self, fd: int) -> None:
