@@ -72,7 +72,19 @@ log = logging.getLogger(__name__)
 
 READ_CHUNK = 65536
 FEED_SLICE = 2048  # bytes per pyte call (~3 ms)
-FEED_BUDGET = 0.005  # seconds of parsing per event-loop turn, so keys and repaints wait little
+FRAME = 1 / 60
+FEED_BUDGET = 0.004  # seconds of parsing per frame, for all panes together: the rest of each
+# frame is for keys and painting, even while a guest floods its console
+
+
+class _FrameBudget:
+    """Parsing time already spent in the current frame, shared by every console pane."""
+
+    frame = 0
+    used = 0.0
+
+
+_FRAME_BUDGET = _FrameBudget()
 FAST_FORWARD_AT = 32 * 1024  # pending bytes beyond which unreadable output is skipped (~50 ms)
 MIN_KEEP = 16 * 1024  # at least this much of the newest output is always parsed
 CLOSED_BANNER = "[console closed]"
@@ -298,6 +310,7 @@ class ConsolePane(ScrollView, can_focus=True, inherit_bindings=False):
         self._top = max(0, lines - 1)  # first guest row shown; clamped once the size is known
         self._dirty_rows: set[int] = set()
         self._frame_scheduled = False
+        self._last_paint = 0.0
         self._strips: dict[int, Strip] = {}
         self._shown = False
         self._render_errors = 0
@@ -617,17 +630,26 @@ class ConsolePane(ScrollView, can_focus=True, inherit_bindings=False):
             self._pending_event.set()
 
     async def _feeder(self) -> None:
-        """Parse pending output, about ``FEED_BUDGET`` seconds per event-loop turn."""
+        """Parse pending output within a budget per frame shared by every pane, then sleep to
+        the next frame: yielding for a single loop turn left the loop busy all the time, and a
+        keystroke's echo crosses about ten turns (bench/RESULTS.md, F). What piles up meanwhile
+        is fast-forwarded; the log and the history keep every byte."""
         assert self._pending_event is not None
         clock = time.perf_counter
         while True:
             await self._pending_event.wait()
             self._pending_event.clear()
             while self._pending:
-                deadline = clock() + FEED_BUDGET
+                frame = int(clock() / FRAME)
+                if frame != _FRAME_BUDGET.frame:
+                    _FRAME_BUDGET.frame, _FRAME_BUDGET.used = frame, 0.0
+                started = clock()
+                deadline = started + FEED_BUDGET - _FRAME_BUDGET.used
                 while self._pending and clock() < deadline:
                     self._feed_slice()
-                await asyncio.sleep(0)
+                _FRAME_BUDGET.used += clock() - started
+                if self._pending:
+                    await asyncio.sleep(max(0.0, (frame + 1) * FRAME - clock()))
 
     def _feed_slice(self) -> None:
         data = bytes(self._pending[:FEED_SLICE])
@@ -909,10 +931,17 @@ class ConsolePane(ScrollView, can_focus=True, inherit_bindings=False):
         self._dirty_rows |= rows
         if not self._frame_scheduled and self.is_mounted:
             self._frame_scheduled = True
-            self.set_timer(1 / 60, self._paint)
+            # Paint on the leading edge: at once if the last frame is a frame old, else at the
+            # next frame (waiting a whole frame every time was most of an idle echo's latency).
+            delay = self._last_paint + FRAME - time.monotonic()
+            if delay > 0.001:
+                self.set_timer(delay, self._paint)
+            else:
+                self.call_later(self._paint)
 
     def _paint(self) -> None:
         self._frame_scheduled = False
+        self._last_paint = time.monotonic()
         if not self._following or not self._shown:
             return  # rows stay invalidated in the strip cache; painted when shown
         rows, self._dirty_rows = self._dirty_rows, set()
