@@ -121,7 +121,7 @@ class Supervisor:
         self._locks: dict[str, asyncio.Lock] = {}
         self._create_lock = asyncio.Lock()
         self._watches: dict[str, _Watch] = {}
-        self._stopping: set[str] = set()
+        self._stopping: dict[str, str] = {}  # VMs being stopped on request -> how it went
         self._subscribers: list[Callable[[VmEvent], None]] = []
         self._lock_fd: int | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -424,8 +424,8 @@ class Supervisor:
                 keeper_gone: tuple[VmState, str] = (VmState.CRASHED,
                                                     "the console keeper died")) -> None:
         """Settle a VM whose keeper has ended: stopped if asked or clean, crashed otherwise."""
-        requested = record.id in self._stopping
-        self._stopping.discard(record.id)
+        how = self._stopping.pop(record.id, None)
+        requested = how is not None
         self._unwatch(record.id)
         if watch is not None:
             self._kill_vmm(watch.vmm_pid, watch.vmm_start, signal.SIGKILL)
@@ -434,14 +434,14 @@ class Supervisor:
             record.exit_code = record.exit_signal = None
             state, reason = keeper_gone
             if requested:
-                state, reason = VmState.STOPPED, "stopped on request (its stuck console keeper " \
-                    "had to be killed)"
+                state, reason = VmState.STOPPED, "stopped on request: its stuck console keeper " \
+                    "had to be killed"
         else:
             record.exit_code, record.exit_signal = status.get("exit_code"), status.get("signal")
             reason = describe_exit(record.exit_code, record.exit_signal)
             panic = None if requested else self._guest_panic(record)
             if requested:
-                state, reason = VmState.STOPPED, f"stopped on request ({reason})"
+                state, reason = VmState.STOPPED, f"stopped on request: {how}, {reason}"
             elif panic:
                 state, reason = VmState.CRASHED, f"guest kernel panic ({reason}): {panic}"
             elif record.exit_code == 0:
@@ -495,12 +495,16 @@ class Supervisor:
     async def _stop_locked(self, record: VmRecord, *, force: bool,
                            timeout: float | None) -> None:
         watch = self._watches.get(record.id)
-        self._stopping.add(record.id)
+        self._stopping[record.id] = "forced"
         if watch is None:
             self._finish(record, None)
             return
         timeout = self.settings.stop_timeout if timeout is None else timeout
-        if force or not await self._graceful_stop(record, watch, timeout):
+        if not force and await self._graceful_stop(record, watch, timeout):
+            self._stopping[record.id] = "the guest shut down"
+        else:
+            if not force:
+                self._stopping[record.id] = f"forced after {timeout:g} s without a clean shutdown"
             await self._force_end(record.id, watch)
         self._finish(record, watch)
 

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -135,13 +136,18 @@ def cmd_delete(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+# Queries a guest sent to *its* terminal (cursor position, status, device attributes). Shown on
+# ours they would make our terminal answer, and the answer would land in our input.
+TERMINAL_QUERIES = re.compile(rb"\x1b\[[0-9;?>=]*[nc]")
+
+
 def _show_log(ctx: Context, chunk: LogChunk) -> None:
     if ctx.json:
         ctx.out.write(json.dumps({"offset": chunk.offset, "size": chunk.size,
                                   "data": chunk.data.decode("utf-8", "replace")}) + "\n")
         ctx.out.flush()
     elif chunk.data:
-        ctx.write_bytes(chunk.data)
+        ctx.write_bytes(TERMINAL_QUERIES.sub(b"", chunk.data))
 
 
 def _log_from(ctx: Context, ref: str, start: int) -> LogChunk:

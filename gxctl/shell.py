@@ -73,7 +73,9 @@ class GxctlCompleter(Completer):
             return
         for candidate in candidates:
             if candidate.startswith(word):
-                yield Completion(candidate, start_position=-len(word))
+                # A trailing space, as shells do: the next word can be typed at once.
+                yield Completion(candidate + " ", start_position=-len(word),
+                                 display=candidate)
 
 
 def open_history(ctx: Context) -> History:
@@ -138,7 +140,8 @@ def _greeting(ctx: Context) -> str:
     vms = health.get("vms", {})
     total = vms.get("total", "?") if isinstance(vms, dict) else "?"
     version = f" {health['version']}" if health.get("version") else ""
-    return (f"Connected to Glidex{version} at {ctx.client.url} ({total} VMs). "
+    return (f"Connected to Glidex{version} at {ctx.client.url} "
+            f"({total} VM{'' if total == 1 else 's'}). "
             "Type 'help' for the commands, 'exit' or Ctrl-D to leave.")
 
 

@@ -745,9 +745,12 @@ def test_completer_offers_commands_then_vm_names():
     def complete(text: str) -> list[str]:
         return [c.text for c in completer.get_completions(Document(text), None)]
 
-    assert complete("st") == ["start", "stop"]
-    assert complete("start we") == ["web", "webcache"]
-    assert complete("connect ") == ["web", "db", "webcache"]
+    # Completions end in a space, as in a shell, so the next word follows at once.
+    assert complete("ge") == ["get "]
+
+    assert complete("st") == ["start ", "stop "]
+    assert complete("start we") == ["web ", "webcache "]
+    assert complete("connect ") == ["web ", "db ", "webcache "]
     assert complete("list ") == []
     assert complete("stop web --") == []
     assert len(fetched) == 1  # cached between keystrokes
@@ -778,3 +781,11 @@ def test_sse_parsing():
     events = list(_parse_sse(iter(lines)))
     assert [e["type"] for e in events] == ["state", "overflow"]
     assert events[0]["vm"]["name"] == "web"
+
+
+def test_log_output_drops_the_guests_terminal_queries():
+    """Shown on our terminal, a guest's ESC[6n would make our terminal answer into our input."""
+    from gxctl.commands import TERMINAL_QUERIES
+
+    raw = b"/ # \x1b[6necho hi\r\n\x1b[1;31mred\x1b[0m \x1b[c\x1b[>0c\x1b[5n"
+    assert TERMINAL_QUERIES.sub(b"", raw) == b"/ # echo hi\r\n\x1b[1;31mred\x1b[0m "

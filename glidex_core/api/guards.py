@@ -52,7 +52,8 @@ class BodyLimitMiddleware:
 
     async def _too_large(self, send) -> None:
         body = json.dumps({"error": "payload_too_large",
-                           "message": f"request body over {self.max_bytes} bytes"}).encode()
+                           "message": f"request body over {self.max_bytes} bytes"},
+                          separators=(",", ":")).encode()  # as every other error body
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})
