@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from textual import events
 from textual.actions import parse as parse_action
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -29,10 +30,14 @@ from glidex_core.config import Paths, Settings, glidex_home, load_settings, save
 from glidex_core.models import GlidexError, VmState
 from glidex_core.supervisor import Supervisor, SupervisorBusyError, VmEvent
 from glidex_tui.commands import CommandSuggester, VmCommands
-from glidex_tui.keymap import PREFIX_KEY, PREFIX_KEY_DISPLAY, available_prefix_commands
+from glidex_tui.keymap import (
+    PREFIX_KEY,
+    PREFIX_KEY_DISPLAY,
+    available_prefix_commands,
+    find_prefix_command,
+)
 from glidex_tui.metrics import MetricsSource, VmmMetrics
 from glidex_tui.screens.help import HelpScreen
-from glidex_tui.screens.prefix import PrefixScreen
 from glidex_tui.screens.prompt import PromptScreen
 from glidex_tui.themes import DEFAULT_THEME, load_all_themes
 from glidex_tui.vm_actions import VmActions
@@ -40,6 +45,7 @@ from glidex_tui.widgets.console_area import ConsoleArea
 from glidex_tui.widgets.console_pane import ConsolePane
 from glidex_tui.widgets.details import VmDetails
 from glidex_tui.widgets.filter_input import FilterInput
+from glidex_tui.widgets.prefix_overlay import PrefixOverlay
 from glidex_tui.widgets.vm_table import VmTable
 from glidex_tui.workspace import WorkspaceActions
 
@@ -47,7 +53,11 @@ from glidex_tui.workspace import WorkspaceActions
 KEYS_YIELDED_TO_CONSOLE = {"quit", "command_palette"}
 # The only app actions left while a console has focus; the rest are hidden from the footer
 # (they could not fire anyway: the pane takes their keys for the guest).
-ACTIONS_WHILE_IN_CONSOLE = {"prefix"}
+ACTIONS_WHILE_IN_CONSOLE = {"prefix", "leave_console"}
+# Single keys that act on the table's VMs or open something from it: only while the table has
+# the keyboard (they are priority bindings, so they must not take keys from other widgets).
+TABLE_ACTIONS = {"create", "start", "stop", "pause_resume", "delete", "split", "help",
+                 "command_line", "quit"}
 # Textual's own app keys that the dashboard keeps (listed in ? help).
 TEXTUAL_APP_KEYS = [
     Binding("ctrl+p", "command_palette", "Command palette (every action, per-VM entries)"),
@@ -61,22 +71,30 @@ class GlidexApp(VmActions, WorkspaceActions, App[None]):
     CSS_PATH = "glidex.tcss"
     ESCAPE_TO_MINIMIZE = False  # Esc belongs to the guest, even in a maximised pane
     COMMANDS = App.COMMANDS | {VmCommands}
+    # Priority bindings, all of them: keys are then handled in the order they were typed, at
+    # the app, before the next key is routed. Without that, "Enter, uname" typed fast would
+    # send "uname" to the table (the console opened after the keys were routed), and
+    # "Down, Enter" would open the console of the row above. check_action limits the table's
+    # keys to the table (in a form, a console or the filter line they are ordinary keys).
     BINDINGS = [
-        Binding("n", "create", "New", id="vm.create"),
-        Binding("s", "start", "Start", id="vm.start"),
-        Binding("x", "stop", "Stop", id="vm.stop"),
-        Binding("p", "pause_resume", "Pause/Resume", id="vm.pause"),
-        Binding("d", "delete", "Delete", id="vm.delete"),
-        Binding("enter", "console", "Console", priority=False, id="pane.open"),
+        Binding("n", "create", "New", priority=True, id="vm.create"),
+        Binding("s", "start", "Start", priority=True, id="vm.start"),
+        Binding("x", "stop", "Stop", priority=True, id="vm.stop"),
+        Binding("p", "pause_resume", "Pause/Resume", priority=True, id="vm.pause"),
+        Binding("d", "delete", "Delete", priority=True, id="vm.delete"),
         Binding("vertical_line", "split('row')", "Console beside the active pane", show=False,
-                id="pane.split_row"),
+                priority=True, id="pane.split_row"),
         Binding("minus", "split('column')", "Console below the active pane", show=False,
-                id="pane.split_column"),
-        Binding("question_mark", "help", "Help", id="help"),
-        Binding("colon", "command_line", "Command", id="command_line"),
+                priority=True, id="pane.split_column"),
+        Binding("question_mark", "help", "Help", priority=True, id="help"),
+        Binding("colon", "command_line", "Command", priority=True, id="command_line"),
         Binding(PREFIX_KEY, "prefix", "Pane commands", priority=True,
                 key_display=PREFIX_KEY_DISPLAY, id="prefix"),
-        Binding("q", "quit", "Quit", id="quit"),
+        # The pane binds Ctrl+] itself, but answers with a message, which arrives after keys
+        # typed right behind it; taken here, the focus moves before the next key is routed.
+        Binding("ctrl+right_square_bracket", "leave_console", "Leave console", priority=True,
+                key_display="^]", id="leave"),
+        Binding("q", "quit", "Quit", priority=True, id="quit"),
     ]
 
     def __init__(
@@ -98,6 +116,7 @@ class GlidexApp(VmActions, WorkspaceActions, App[None]):
         self.metrics: MetricsSource | None = metrics
         self._saved_theme: str | None = None
         self._command_history: list[str] = []
+        self.prefix_armed = False
         self._search_history: list[str] = []
 
     def compose(self) -> ComposeResult:
@@ -110,6 +129,7 @@ class GlidexApp(VmActions, WorkspaceActions, App[None]):
                     yield VmTable(id="vms", clock=self.clock)
                 yield VmDetails(id="details")
             yield ConsoleArea(id="consoles")
+        yield PrefixOverlay(id="prefix-box")
         yield Footer()
 
     async def on_mount(self) -> None:
@@ -303,20 +323,41 @@ class GlidexApp(VmActions, WorkspaceActions, App[None]):
     # -- keys ------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """While a console captures input, its keys reach the guest instead of the app: the
-        priority bindings (quit, palette) stand down, and only the prefix stays."""
-        if getattr(self.focused, "captures_input", False):
+        priority bindings (quit, palette) stand down, and only the prefix and leave stay.
+        The table's single keys work only in the table (False lets the key through)."""
+        on_main = self.screen is self.screen_stack[0]
+        focused = self.focused
+        if getattr(focused, "captures_input", False):
             if action in KEYS_YIELDED_TO_CONSOLE:
                 return False
-            return action in ACTIONS_WHILE_IN_CONSOLE
+            return on_main and action in ACTIONS_WHILE_IN_CONSOLE
+        if action in TABLE_ACTIONS:
+            return on_main and (focused is None or isinstance(focused, VmTable))
+        if action in ("prefix", "leave_console"):
+            return on_main and action == "prefix"
         return True
 
     def on_descendant_focus(self) -> None:
         self.refresh_bindings()  # the footer follows focus (console keys vs table keys)
 
+    async def on_event(self, event: events.Event) -> None:
+        """After the prefix key, the next key is a command, whatever has focus. It is taken
+        here, before any widget sees it, so the command (which may move the focus) is done
+        before the keys typed after it are routed."""
+        if self.prefix_armed and isinstance(event, events.Key) and not event.is_forwarded:
+            self.prefix_armed = False
+            self.query_one(PrefixOverlay).close()
+            command = find_prefix_command(event.key, event.character, ConsolePane)
+            if command is None:
+                self.bell()
+            else:
+                await self.perform(command.action)
+            return
+        await super().on_event(event)
+
     async def perform(self, action: str) -> None:
         """Run an action string (``"focus_direction('left')"``) directly: from the prefix or
-        the palette the focus may already be back in a console, where check_action would
-        refuse it."""
+        the palette the focus may be in a console, where check_action would refuse it."""
         target, name, params = parse_action(action)
         owner: Any = self.table if target == "table" else self
         method = getattr(owner, f"action_{name}", None)
@@ -328,20 +369,16 @@ class GlidexApp(VmActions, WorkspaceActions, App[None]):
             await result
 
     def action_prefix(self) -> None:
-        """Ctrl+\\: show the prefix overlay; the next key picks a command."""
-        if isinstance(self.screen, PrefixScreen):  # the prefix twice: send it to the guest
-            self.screen.dismiss(next(c for c in available_prefix_commands(ConsolePane)
-                                     if c.action == "send_prefix"))
-            return
-
-        def chosen(command) -> None:
-            if command is not None:
-                self.call_later(self.perform, command.action)
-
-        self.push_screen(PrefixScreen(available_prefix_commands(ConsolePane)), chosen)
+        """Ctrl+\\: show what the next key can do; :meth:`on_event` takes that key."""
+        self.prefix_armed = True
+        self.query_one(PrefixOverlay).open(available_prefix_commands(ConsolePane))
 
     def action_cancel_prefix(self) -> None:
         """Esc after the prefix: nothing happens."""
+
+    def action_leave_console(self) -> None:
+        """Ctrl+] in a console: back to the table (the pane stays open)."""
+        self.action_focus_table()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

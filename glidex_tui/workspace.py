@@ -114,7 +114,7 @@ class WorkspaceActions:
         area = self.area
         if area.zoomed is not None:
             area.toggle_zoom()
-        self.query_one(VmTable).focus()
+        self.screen.set_focus(self.query_one(VmTable))  # at once: see ConsoleArea.focus_pane
 
     def action_focus_direction(self: GlidexApp, direction: Direction) -> None:
         if self._live_pane() is not None and self.area.focus_direction(direction) is None:
@@ -134,7 +134,7 @@ class WorkspaceActions:
         if following is not None:
             area.focus_pane(following)
         else:
-            self.query_one(VmTable).focus()
+            self.screen.set_focus(self.query_one(VmTable))
 
     def action_zoom_pane(self: GlidexApp) -> None:
         area = self.area

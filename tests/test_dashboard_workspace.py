@@ -8,9 +8,9 @@ import tomllib
 from glidex_core.models import VmState
 from glidex_tui.app import GlidexApp
 from glidex_tui.screens.picker import PickVmScreen
-from glidex_tui.screens.prefix import PrefixScreen
 from glidex_tui.widgets.console_area import ConsoleArea
 from glidex_tui.widgets.console_pane import ConsolePane
+from glidex_tui.widgets.prefix_overlay import PrefixOverlay
 from glidex_tui.widgets.vm_table import VmTable
 from tests.test_dashboard_helpers import pane_text, standin_vms, type_text, wait_until
 
@@ -86,7 +86,8 @@ async def test_prefix_moves_focus_between_panes_and_the_table(home, qemu_standin
             await pilot.press("tab")  # from the table to the pane used last
             assert app.focused is db
             await pilot.press("ctrl+backslash")
-            assert isinstance(app.screen, PrefixScreen)
+            assert app.prefix_armed and app.query_one(PrefixOverlay).display
+            assert app.focused is db  # the console keeps its focus (and its cursor)
             await pilot.press("left")
             await wait_until(pilot, lambda: app.focused is web, what="focus left")
             await pilot.press("ctrl+backslash", "l")
@@ -99,7 +100,10 @@ async def test_prefix_moves_focus_between_panes_and_the_table(home, qemu_standin
             assert app.focused is web
             await pilot.press("ctrl+backslash", "escape")  # cancelled: nothing happens
             await pilot.pause()
-            assert app.focused is web and not isinstance(app.screen, PrefixScreen)
+            assert app.focused is web and not app.prefix_armed
+            assert not app.query_one(PrefixOverlay).display
+            await pilot.press("ctrl+backslash", "ctrl+backslash")  # twice: sent to the guest
+            assert app.focused is web and not app.prefix_armed
 
 
 async def test_each_pane_gets_its_own_typing(home, qemu_standin):

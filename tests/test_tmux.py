@@ -30,9 +30,9 @@ class Tmux:
         self.base = ["tmux", "-L", name]
         self.env = env
 
-    def start(self, *argv: str) -> None:
-        subprocess.run([*self.base, "new-session", "-d", "-s", "t", "-x", "120", "-y", "40",
-                        *argv], check=True, env=self.env)
+    def start(self, *argv: str, width: int = 120, height: int = 40) -> None:
+        subprocess.run([*self.base, "new-session", "-d", "-s", "t", "-x", str(width),
+                        "-y", str(height), *argv], check=True, env=self.env)
 
     def keys(self, *keys: str) -> None:
         subprocess.run([*self.base, "send-keys", "-t", "t", *keys], check=True)

@@ -80,7 +80,8 @@ def help_sections(app: App) -> list[HelpSection]:
     own_table = list(Binding.make_bindings(VmTable.BINDINGS))
     own_keys = {b.key for b in own_table}
     moving = [b for b in _bindings_of(VmTable) if b.key not in own_keys]
-    app_keys = list(Binding.make_bindings(GlidexApp.BINDINGS))
+    app_keys = [b for b in Binding.make_bindings(GlidexApp.BINDINGS)
+                if b.action != "leave_console"]  # listed with the console's keys
     textual_keys = list(Binding.make_bindings(TEXTUAL_APP_KEYS))
     prefix_rows = [(c.display, c.description) for c in available_prefix_commands(ConsolePane)]
     return [

@@ -150,19 +150,28 @@ class ViewSummary:
 class VmTable(DataTable):
     """A DataTable that mirrors a list of VM records through a filter, a sort and marks."""
 
+    # Priority bindings (active only while the table has focus): handled at the app in the
+    # order typed, so "Down, Enter" opens the row below and keys typed after Enter go to the
+    # console it opened (see GlidexApp.BINDINGS). The movement keys are DataTable's own,
+    # re-bound as priority for that reason.
     BINDINGS = [
-        # Priority, so the console opens (and takes the keyboard) before the keys typed after
-        # Enter are handled; DataTable's own Enter would post a message and lose that race.
-        Binding("enter", "app.console", "Console", show=False, priority=True),
-        Binding("space", "toggle_mark", "Mark", show=False),
-        Binding("u", "unmark_all", "Unmark all", show=False),
-        Binding("a", "toggle_stopped", "All/running", show=False),
-        Binding("O", "cycle_sort", "Sort column", show=False, key_display="shift+o"),
+        Binding("enter", "app.console", "Console", priority=True),
+        Binding("space", "toggle_mark", "Mark", show=False, priority=True),
+        Binding("u", "unmark_all", "Unmark all", show=False, priority=True),
+        Binding("a", "toggle_stopped", "All/running", show=False, priority=True),
+        Binding("O", "cycle_sort", "Sort column", show=False, key_display="shift+o",
+                priority=True),
         *(Binding(str(i + 1), f"sort_by({i + 1})", f"Sort by {SORTABLE[i]} (again: reverse)",
-                  show=False) for i in range(len(SORTABLE))),
-        Binding("0", "sort_by(0)", "Sort by creation", show=False),
-        Binding("slash", "app.filter", "Filter"),
-        Binding("tab", "app.focus_panes", "To consoles", show=False),
+                  show=False, priority=True) for i in range(len(SORTABLE))),
+        Binding("0", "sort_by(0)", "Sort by creation", show=False, priority=True),
+        Binding("slash", "app.filter", "Filter", priority=True),
+        Binding("tab", "app.focus_panes", "To consoles", show=False, priority=True),
+        Binding("up", "cursor_up", "Cursor up", show=False, priority=True),
+        Binding("down", "cursor_down", "Cursor down", show=False, priority=True),
+        Binding("pageup", "page_up", "Page up", show=False, priority=True),
+        Binding("pagedown", "page_down", "Page down", show=False, priority=True),
+        Binding("home", "scroll_top", "First VM", show=False, priority=True),
+        Binding("end", "scroll_bottom", "Last VM", show=False, priority=True),
     ]
 
     class ViewChanged(Message):
