@@ -58,6 +58,8 @@ ACTIONS_WHILE_IN_CONSOLE = {"prefix", "leave_console"}
 # the keyboard (they are priority bindings, so they must not take keys from other widgets).
 TABLE_ACTIONS = {"create", "start", "stop", "pause_resume", "delete", "split", "help",
                  "command_line", "quit"}
+MOVEMENT_ACTIONS = {"cursor_up", "cursor_down", "page_up", "page_down", "scroll_top",
+                    "scroll_bottom"}
 # Textual's own app keys that the dashboard keeps (listed in ? help).
 TEXTUAL_APP_KEYS = [
     Binding("ctrl+p", "command_palette", "Command palette (every action, per-VM entries)"),
@@ -425,6 +427,8 @@ class GlidexApp(VmActions, WorkspaceActions, App[None]):
                 entries.append((binding.description, f"key: {self.get_key_display(binding)}",
                                 binding.action))
         for binding in own_table:
+            if binding.action in MOVEMENT_ACTIONS:
+                continue  # arrow keys are not commands
             action = binding.action.removeprefix("app.") if binding.action.startswith(
                 "app.") else f"table.{binding.action}"
             entries.append((binding.description, f"key: {self.get_key_display(binding)}",
