@@ -177,3 +177,24 @@ def test_console_tail_lines_are_plain_text(tmp_path):
                     b"/ # \x1b[6n")
     assert console_tail_lines(log) == ["boot", "red line", "done", "/ #"]
     assert console_tail_lines(tmp_path / "missing") == []
+
+
+async def test_transitions_and_crashes_are_notified(home, qemu_standin):
+    async with standin_vms(home, ["web", "db"], running=[],
+                           behaviours={"db": "standin.segv=400"}):  # db crashes once started
+        app = GlidexApp(home=home)
+        async with app.run_test(size=(140, 40)) as pilot:
+            table = app.query_one(VmTable)
+            await wait_until(pilot, lambda: table.row_count == 2)
+
+            def said(text: str, severity: str = "information") -> bool:
+                return any(text in n.message and n.severity == severity
+                           for n in app._notifications)
+
+            await pilot.press("s")  # web
+            await wait_until(pilot, lambda: said("web is running"), what="running notice")
+            await pilot.press("x")
+            await wait_until(pilot, lambda: said("web is stopped"), what="stopped notice")
+            await pilot.press("down", "s")  # db: starts, then its VMM dies of SIGSEGV
+            await wait_until(pilot, lambda: said("db: crashed", "error"), what="crash notice")
+            assert said("SIGSEGV", "error")
