@@ -10,8 +10,6 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
-from textual.widget import Widget
-
 from glidex_core.models import GlidexError, VmRecord
 from glidex_tui.layout import Direction, LayoutError, Orientation, PaneLayout
 from glidex_tui.screens.picker import PickVmScreen
@@ -236,6 +234,3 @@ class WorkspaceActions:
                         severity="warning")
         elif not quiet:
             self.notify(f"Layout restored ({len(consoles)} panes).")
-
-    def focused_is_pane(self: GlidexApp, widget: Widget | None) -> bool:
-        return isinstance(widget, ConsolePane)
