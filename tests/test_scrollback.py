@@ -477,7 +477,8 @@ async def test_open_a_big_log_shows_the_screen_at_once(tmp_path: Path) -> None:
         pane = app.query_one(ConsolePane)
         await until(pilot, lambda: "/ #" in pane.screen_lines())
         assert time.monotonic() - started < 3  # (app start included; typically ~0.1 s)
-        await until(pilot, lambda: pane.history_index.complete, timeout=10)
+        await until(pilot, lambda: pane.history_index is not None and pane.history_index.complete,
+                    timeout=10)
         pane.scroll_history_top()
         await pilot.pause()
         assert rows(pane)[0].endswith("fills the log nicely")
