@@ -195,6 +195,10 @@ class Supervisor:
             log_error=(keeper or {}).get("log_error"),
         )
 
+    def open_console(self, ref: str) -> ConsoleInfo:
+        """The console, ready to attach to (the keeper serves it already)."""
+        return self.console_info(ref)
+
     def backend(self, record: VmRecord) -> VmmBackend:
         return backend_for(record.hypervisor, self.paths, self.settings)
 

@@ -104,6 +104,8 @@ class GlidexApp(VmActions, WorkspaceActions, App[None]):
         home: Path | None = None,
         *,
         serve_api: bool = False,
+        url: str | None = None,
+        token: str | None = None,
         supervisor: Supervisor | RemoteSupervisor | None = None,
         clock: Callable[[], float] = time.time,
         metrics: MetricsSource | None = None,
@@ -112,6 +114,8 @@ class GlidexApp(VmActions, WorkspaceActions, App[None]):
         super().__init__()
         self.home = home or glidex_home()
         self.serve_api = serve_api
+        self.url = url  # a control plane to drive instead of this home's supervisor
+        self.token = token
         self.supervisor: Supervisor | RemoteSupervisor | None = supervisor
         self.api_server: ApiServer | None = None
         self.clock = clock
@@ -153,7 +157,12 @@ class GlidexApp(VmActions, WorkspaceActions, App[None]):
         self.restore_layout(quiet=True)
 
     async def _open_supervisor(self) -> Supervisor | RemoteSupervisor:
-        """Embed a supervisor, or attach to the control plane that already owns this home."""
+        """Embed a supervisor, or attach to the control plane that already owns this home, or
+        to the one named by --url (consoles then go over its WebSocket)."""
+        if self.url:
+            self.sub_title = f"control plane at {self.url}"
+            return await RemoteSupervisor.open(self.url, self.token, self.home,
+                                               bridge_consoles=True)
         try:
             supervisor = await Supervisor.open(self.home)
         except SupervisorBusyError:

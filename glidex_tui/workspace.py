@@ -50,7 +50,7 @@ class WorkspaceActions:
             if focus:
                 area.focus_pane(record.id)
             return True
-        info = self.supervisor.console_info(record.id)
+        info = self.supervisor.open_console(record.id)
         if not info.available:
             self.notify(f"{record.name} is {record.state}: start it (s) to use its console.",
                         severity="warning")
@@ -225,7 +225,7 @@ class WorkspaceActions:
         id_tree = PaneLayout.from_dict(tree.to_dict(), key=lambda name: by_name[name].id)
         consoles = {}
         for vm_id in id_tree.leaf_keys():
-            info = self.supervisor.console_info(vm_id)
+            info = self.supervisor.open_console(vm_id)
             if info.available:
                 consoles[vm_id] = (self.supervisor.get(vm_id).name, info)
         self.area.replace_all(id_tree, consoles)

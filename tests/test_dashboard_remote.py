@@ -7,8 +7,9 @@ import asyncio
 
 from glidex_core.api.remote import RemoteSupervisor
 from glidex_tui.app import GlidexApp
+from glidex_tui.widgets.console_pane import ConsolePane
 from glidex_tui.widgets.vm_table import VmTable
-from tests.helpers import ControlPlane
+from tests.helpers import ControlPlane, standin_spec
 
 
 async def wait_until(pilot, condition, timeout: float = 20.0) -> None:
@@ -46,5 +47,48 @@ async def test_dashboard_attaches_to_a_running_control_plane(tmp_path):
             await wait_until(pilot, lambda: table.row_count == 1)
             assert [vm["name"] for vm in plane.http.get("/vms").json()] == ["second"]
             await pilot.press("q")
+    finally:
+        plane.stop()
+
+
+async def test_dashboard_drives_a_control_plane_by_url_with_consoles_over_websocket(
+    tmp_path, qemu_standin
+):
+    """glidex --url: another host's control plane (here another home), its VM's console in a
+    pane through the WebSocket, typing included, history from the API's log tail."""
+    plane = ControlPlane(tmp_path / "server-home")
+    try:
+        spec = standin_spec(tmp_path, "far")
+        created = plane.http.post("/vms", json={
+            "name": "far", "kernel_image_path": spec.kernel_image_path,
+            "rootfs_path": spec.rootfs_path, "mem_size_mib": 64, "hypervisor": "qemu"})
+        assert created.status_code == 201, created.text
+        assert plane.http.post("/vms/far/start").status_code == 200
+
+        app = GlidexApp(home=tmp_path / "client-home", url=plane.url)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: app.supervisor is not None)
+            assert isinstance(app.supervisor, RemoteSupervisor)
+            assert plane.url in app.sub_title
+            table = app.query_one(VmTable)
+            await wait_until(pilot, lambda: table.row_count == 1)
+            await pilot.press("enter")
+            pane = None
+
+            def pane_ready() -> bool:
+                nonlocal pane
+                panes = list(app.query(ConsolePane))
+                pane = panes[0] if panes else None
+                return pane is not None and pane.connected
+
+            await wait_until(pilot, pane_ready)
+            # The history came from the API: the stand-in's banner, printed before we came.
+            await wait_until(pilot, lambda: "standin ready" in "\n".join(pane.screen_lines()))
+            await pilot.press(*"echo", "space", *"remote", "enter")
+            await wait_until(pilot, lambda: any(line.strip() == "remote"
+                                                for line in pane.screen_lines()))
+            await pilot.press("ctrl+right_square_bracket")
+            await pilot.press("q")
+        assert plane.http.delete("/vms/far").status_code == 204
     finally:
         plane.stop()

@@ -101,6 +101,8 @@ class FrozenSupervisor:
         return info if r.is_live else ConsoleInfo(r.id, info.console_socket_path,
                                                   info.log_path, False)
 
+    open_console = console_info
+
     def subscribe(self, callback) -> None:
         return None
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import httpx
 
-from glidex_core.config import Paths, Settings, load_settings
+from glidex_core.api.console_bridge import ConsoleBridge
+from glidex_core.config import Paths, Settings, load_settings, make_private_dir, short_id
 from glidex_core.models import (
     ConflictError,
     GlidexError,
@@ -32,6 +33,8 @@ from glidex_core.models import (
 from glidex_core.supervisor import ConsoleInfo, VmEvent
 
 log = logging.getLogger(__name__)
+
+BRIDGE_TAIL = 256 << 10  # console history fetched when a remote console is opened
 
 
 class RemoteError(GlidexError):
@@ -85,10 +88,14 @@ def raise_for_api_error(response: httpx.Response) -> None:
 class RemoteSupervisor:
     """Same surface as Supervisor for what the dashboard needs."""
 
-    def __init__(self, url: str, token: str | None, paths: Paths) -> None:
+    def __init__(self, url: str, token: str | None, paths: Paths, *,
+                 bridge_consoles: bool = False) -> None:
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self.url = url
         self.paths = paths
+        self._headers = headers
+        # A control plane on another host: consoles go through local bridges (WebSocket).
+        self._bridges: dict[str, ConsoleBridge] | None = {} if bridge_consoles else None
         self.settings: Settings = load_settings(paths)
         self._http = httpx.AsyncClient(base_url=url, headers=headers,
                                        timeout=httpx.Timeout(120, connect=5))
@@ -97,13 +104,16 @@ class RemoteSupervisor:
         self._follower: asyncio.Task | None = None
 
     @classmethod
-    async def open(cls, url: str, token: str | None, home: Path) -> RemoteSupervisor:
-        remote = cls(url, token, Paths(home))
+    async def open(cls, url: str, token: str | None, home: Path, *,
+                   bridge_consoles: bool = False) -> RemoteSupervisor:
+        remote = cls(url, token, Paths(home), bridge_consoles=bridge_consoles)
         await remote.refresh()
         remote._follower = asyncio.ensure_future(remote._follow_events())
         return remote
 
     async def close(self) -> None:
+        for bridge in (self._bridges or {}).values():
+            bridge.close()
         if self._follower:
             self._follower.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -162,9 +172,37 @@ class RemoteSupervisor:
 
     def console_info(self, ref: str) -> ConsoleInfo:
         record = self.get(ref)
+        if self._bridges is not None:
+            socket_path, log_path = self._bridge_paths(record.id)
+            bridge = self._bridges.get(record.id)
+            return ConsoleInfo(record.id, socket_path, log_path,
+                               available=record.is_live and bridge is not None and bridge.alive)
         socket_path = self.paths.console_socket(record.id)
         return ConsoleInfo(record.id, socket_path, self.paths.console_log(record.id),
                            available=record.is_live and socket_path.exists())
+
+    def open_console(self, ref: str) -> ConsoleInfo:
+        """The console of a VM, ready to attach to; for a remote control plane this opens a
+        local bridge over its WebSocket (fetching the log's tail first, so history shows)."""
+        record = self.get(ref)
+        if self._bridges is None or not record.is_live:
+            return self.console_info(ref)
+        bridge = self._bridges.get(record.id)
+        if bridge is None or not bridge.alive:
+            socket_path, log_path = self._bridge_paths(record.id)
+            with httpx.Client(base_url=self.url, headers=self._headers, timeout=5) as http:
+                tail = http.get(f"/vms/{record.id}/log", params={"tail_bytes": BRIDGE_TAIL})
+            raise_for_api_error(tail)
+            ws_url = self.url.replace("http", "ws", 1) + f"/vms/{record.id}/console/ws"
+            self._bridges[record.id] = ConsoleBridge(ws_url, self._headers, socket_path,
+                                                     log_path, tail.content)
+        return self.console_info(ref)
+
+    def _bridge_paths(self, vm_id: str) -> tuple[Path, Path]:
+        """Beside this home's own sockets (the run dir is short enough for socket paths)."""
+        folder = make_private_dir(self.paths.run_dir)
+        return (folder / f"{short_id(vm_id)}.remote.sock",
+                folder / f"{short_id(vm_id)}.mirror.log")
 
     async def _call(self, method: str, path: str, **kwargs) -> VmRecord | None:
         response = await self._http.request(method, path, **kwargs)
