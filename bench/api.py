@@ -10,10 +10,8 @@ closed loop (a client sends its next request when the previous answer arrived). 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
-import shutil
 import time
 from pathlib import Path
 
@@ -23,7 +21,6 @@ import tomli_w
 
 from bench.common import Row, Section, fresh_dir, median, percentile
 from bench.controlplane import ControlPlane
-from bench.patched import ALL_FIXES
 from glidex_core.config import Paths
 from glidex_core.models import VmRecord, VmSpec, VmState
 
@@ -93,13 +90,6 @@ async def _load(url: str, paths: list[str], clients: int, per_client: int,
             "server_cpu": cpu_server / wall, "client_cpu": cpu_client / wall}
 
 
-def _same_list(a: ControlPlane, b: ControlPlane) -> bool:
-    """Both planes return the same VM list (the homes differ only in their path)."""
-    left = a.http.get("/vms").json()
-    right = json.loads(b.http.get("/vms").text.replace(str(b.home), str(a.home)))
-    return left == right
-
-
 def _plan(ids: list[str], quick: bool) -> list[tuple[str, str, list[str], int, int]]:
     rng = random.Random(6)
     one = [f"/vms/{rng.choice(ids)}" for _ in range(512)]
@@ -116,17 +106,11 @@ def _plan(ids: list[str], quick: bool) -> list[tuple[str, str, list[str], int, i
 
 
 TARGETS = {("4.1", "p50"): 0.030, ("4.4", "p99"): 0.020}
-FIXED_ROWS = {("4.1", "p50"), ("4.3", "p50"), ("4.4", "p99"), ("4.4", "rps"), ("4.5", "p99")}
 OPEN_LOOP_RATE = 4.0
 
 
 def run(quick: bool) -> tuple[Section, float, float]:
-    """Section 4, and the control plane's RSS with 1000 records and with an empty home.
-
-    Two control planes on identical homes: the product as it is, and the product with the
-    proposed ``nodelay`` fix applied in memory (bench/patched.py); each measurement runs on one
-    and then the other.
-    """
+    """Section 4, and the control plane's RSS with 1000 records and with an empty home."""
     work = fresh_dir("api")
     section = Section(4, f"API latency, {RECORDS} VM records (httpx async clients, closed loop)")
     empty = ControlPlane(work / "empty-home")
@@ -134,66 +118,48 @@ def run(quick: bool) -> tuple[Section, float, float]:
     empty_rss = empty.memory()["rss"]
     empty.stop()
     ids = write_records(work / "home", RECORDS)
-    shutil.copytree(work / "home", work / "home-fixed")
-    planes = {"as is": ControlPlane(work / "home"),
-              "fixed": ControlPlane(work / "home-fixed", fixes=ALL_FIXES)}
-    results: dict[tuple[str, str, int], dict] = {}
+    cp = ControlPlane(work / "home")
+    results: dict[tuple[str, int], dict] = {}
     try:
         plan = _plan(ids, quick)
 
         async def measure() -> None:
-            for cp in planes.values():  # warm-up: imports, first serialisations
-                await _load(cp.url, ["/vms"], 1, 3, cp.pid)
-                await _load(cp.url, plan[4][2], 1, 20, cp.pid)
+            await _load(cp.url, ["/vms"], 1, 3, cp.pid)  # warm-up: imports, first answers
+            await _load(cp.url, plan[4][2], 1, 20, cp.pid)
             for key, _, paths, clients, per_client in plan:
                 rate = OPEN_LOOP_RATE if key == "4.5" else 0.0
-                for label, cp in planes.items():
-                    results[label, key, clients] = await _load(cp.url, paths, clients,
-                                                               per_client, cp.pid, rate)
+                results[key, clients] = await _load(cp.url, paths, clients, per_client,
+                                                    cp.pid, rate)
 
         asyncio.run(measure())
-        busy_rss = planes["as is"].memory()["rss"]
-        same = _same_list(planes["as is"], planes["fixed"])
+        busy_rss = cp.memory()["rss"]
     finally:
-        for cp in planes.values():
-            cp.stop()
-    for label in planes:
-        for key, name, _, clients, _ in plan:
-            if key == "4.0":
-                continue
-            r, h = results[label, key, clients], results[label, "4.0", clients]
-            who = f"{clients} client{'s' if clients > 1 else ''}"
-            for stat in ("p50", "p99") if key == "4.5" else ("p50", "p99", "rps"):
-                if label == "fixed" and (key, stat) not in FIXED_ROWS:
-                    continue
-                limit = TARGETS.get((key, stat))
-                scale, unit, fmt = (1, "req/s", "{:.0f}") if stat == "rps" else \
-                    (1e3, "ms", "{:.1f}")
-                section.rows.append(Row(
-                    f"{key}{'' if label == 'as is' else '*'}",
-                    f"{name}, {who}, {stat if stat != 'rps' else 'throughput'}"
-                    + (" [proposed fixes]" if label == "fixed" else ""),
-                    scale * r[stat], unit, scale * h[stat], f"GET /health {stat}, {who}",
-                    target=f"<= {limit * 1e3:.0f} ms" if limit else "",
-                    met=(r[stat] <= limit) if limit else None, fmt=fmt))
+        cp.stop()
+    for key, name, _, clients, _ in plan:
+        if key == "4.0":
+            continue
+        r, h = results[key, clients], results["4.0", clients]
+        who = f"{clients} client{'s' if clients > 1 else ''}"
+        for stat in ("p50", "p99") if key == "4.5" else ("p50", "p99", "rps"):
+            limit = TARGETS.get((key, stat))
+            scale, unit, fmt = (1, "req/s", "{:.0f}") if stat == "rps" else \
+                (1e3, "ms", "{:.1f}")
+            section.rows.append(Row(
+                key, f"{name}, {who}, {stat if stat != 'rps' else 'throughput'}",
+                scale * r[stat], unit, scale * h[stat], f"GET /health {stat}, {who}",
+                target=f"<= {limit * 1e3:.0f} ms" if limit else "",
+                met=(r[stat] <= limit) if limit else None, fmt=fmt))
     section.notes.append(
-        "Requests per measurement (as is): " + ", ".join(
-            f"{name} x{clients}: {results['as is', key, clients]['n']}"
+        "Requests per measurement: " + ", ".join(
+            f"{name} x{clients}: {results[key, clients]['n']}"
             for key, name, _, clients, _ in plan)
         + ". With N closed-loop clients a request waits behind the N-1 others on one event "
         "loop (Little's law: latency ~= N / throughput). 4.5 is open loop: 50 clients each "
         f"sending {OPEN_LOOP_RATE:.0f} req/s on a schedule ({50 * OPEN_LOOP_RATE:.0f} req/s "
         "offered), latency from the scheduled send time.")
-    busy = results["fixed", "4.4", 50]
+    busy = results["4.4", 50]
     section.notes.append(
-        f"CPU during GET /vms/{{id}} x50 closed loop [fix]: server {busy['server_cpu']:.0%} of "
-        f"a core, client (httpx, bench process) {busy['client_cpu']:.0%}; as is: server "
-        f"{results['as is', '4.4', 50]['server_cpu']:.0%}, client "
-        f"{results['as is', '4.4', 50]['client_cpu']:.0%}.")
-    section.notes.append(
-        "Rows marked * ran on a second control plane with the proposed fixes applied in memory "
-        "(bench/patched.py: TCP_NODELAY, plain-dict GET /vms), on an identical home, "
-        "interleaved with the as-is runs. Its GET /vms body "
-        + ("is identical to the product's (same JSON, paths aside)." if same else
-           "DIFFERS from the product's: the fast-list patch is out of date."))
+        f"CPU during GET /vms/{{id}} x50 closed loop: server {busy['server_cpu']:.0%} of a "
+        f"core, client (httpx, bench process) {busy['client_cpu']:.0%}, for "
+        f"{busy['rps']:.0f} req/s.")
     return section, busy_rss, empty_rss

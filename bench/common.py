@@ -19,6 +19,8 @@ from pathlib import Path
 
 import psutil
 
+from glidex_core.console.procinfo import start_ticks
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 STANDIN = BENCH_DIR / "standin_vmm.py"
@@ -63,16 +65,6 @@ def write_qemu_standin(bin_dir: Path) -> Path:
 
 
 # -- processes -----------------------------------------------------------------------------------
-def start_ticks(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    return None if fields[0] in (b"Z", b"X") else int(fields[19])
-
-
 class Procs:
     """Every process a benchmark starts or learns of, ended at cleanup by pid *and* start time."""
 

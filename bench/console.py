@@ -4,7 +4,7 @@ Throughput: a stand-in VMM (``standin_vmm.py emit``) writes N bytes of console t
 as fast as the PTY takes them. Side by side, alternating, in the same run:
 
 - **raw PTY**: a bare reader of the PTY (``pty_reader.py``), the limit for one reader;
-- **keeper, k clients**: ``python -m glidex_core.console.keeper SPEC`` started the way the
+- **keeper, k clients**: ``python -S -m glidex_core.console.keeper SPEC`` started the way the
   supervisor starts it, with k = 0, 1, 4, 16 clients attached (``sink.py``) before the first byte.
 
 Rate = N / (last byte in the log and at every client - stand-in's first write), both on
@@ -43,7 +43,7 @@ from bench.standin_vmm import pattern_stream
 from glidex_core.console.keeper import KeeperSpec
 
 CLIENT_COUNTS = (0, 1, 4, 16)
-PATCHED_COUNTS = (1, 16)  # also run with the proposed batching fix (bench/patched_keeper.py)
+KEEPER_FLAGS = ("-S",)  # how the supervisor starts a keeper (glidex_core/supervisor.py)
 
 
 def keeper_env() -> dict[str, str]:
@@ -72,8 +72,8 @@ def fire(folder: Path, pid: int) -> dict:
 class KeeperProcess:
     """A real console keeper on a stand-in VMM, started as the supervisor starts one."""
 
-    def __init__(self, folder: Path, argv: list[str], *, python_flags: tuple[str, ...] = (),
-                 module: str = "glidex_core.console.keeper", **extra) -> None:
+    def __init__(self, folder: Path, argv: list[str], *,
+                 python_flags: tuple[str, ...] = KEEPER_FLAGS, **extra) -> None:
         known = {f.name for f in fields(KeeperSpec)}
         values = dict(
             vm_id=folder.name, argv=argv,
@@ -85,7 +85,8 @@ class KeeperProcess:
         self.folder = folder
         with open(folder / "keeper.log", "ab") as err:
             self.process = PROCS.popen(
-                [sys.executable, *python_flags, "-m", module, json.dumps(asdict(self.spec))],
+                [sys.executable, *python_flags, "-m", "glidex_core.console.keeper",
+                 json.dumps(asdict(self.spec))],
                 stdout=subprocess.PIPE, stderr=err, env=keeper_env(),
             )
         line = self.process.stdout.readline().decode().strip()
@@ -151,15 +152,11 @@ def run_raw(work: Path, nbytes: int, expected_crc: int, index: int) -> float:
     return nbytes / (result["end"] - report["start"])
 
 
-def run_keeper(work: Path, nbytes: int, expected_crc: int, clients: int,
-               index: int, *, patched: bool = False) -> dict:
-    """One run through the keeper: bytes/s, keeper memory and CPU, client CPU. ``patched``:
-    the keeper with the proposed batching fix (bench/patched_keeper.py)."""
-    folder = work / f"k{clients}{'p' if patched else ''}-{index}"
+def run_keeper(work: Path, nbytes: int, expected_crc: int, clients: int, index: int) -> dict:
+    """One run through the keeper: bytes/s, keeper memory and CPU, client CPU."""
+    folder = work / f"k{clients}-{index}"
     folder.mkdir()
-    keeper = KeeperProcess(folder, emit_argv(folder, nbytes),
-                           module="bench.patched_keeper" if patched else
-                           "glidex_core.console.keeper")
+    keeper = KeeperProcess(folder, emit_argv(folder, nbytes))
     sink = None
     sink_cpu = 0.0
     try:
@@ -209,13 +206,10 @@ def throughput(quick: bool) -> tuple[Section, dict]:
     expected_crc = zlib.crc32(pattern_stream(nbytes))
     raw: list[float] = []
     runs: dict[int, list[dict]] = {k: [] for k in CLIENT_COUNTS}
-    patched: dict[int, list[dict]] = {k: [] for k in PATCHED_COUNTS}
-    for i in range(repeats):  # alternating rounds: raw, k0, k1, k4, k16, k1*, k16*, raw, ...
+    for i in range(repeats):  # alternating rounds: raw, k0, k1, k4, k16, raw, ...
         raw.append(run_raw(work, nbytes, expected_crc, i))
         for k in CLIENT_COUNTS:
             runs[k].append(run_keeper(work, nbytes, expected_crc, k, i))
-        for k in PATCHED_COUNTS:
-            patched[k].append(run_keeper(work, nbytes, expected_crc, k, i, patched=True))
     raw_rate = median(raw)
     targets = {1: 0.5, 16: 0.25}
     cpu_notes = []
@@ -241,12 +235,6 @@ def throughput(quick: bool) -> tuple[Section, dict]:
         sink_cpu = median(r["sink_cpu"] for r in runs[k])
         cpu_notes.append(f"{k} clients: keeper {keeper_cpu * 1e6 / (nbytes >> 10):.1f} µs CPU "
                          f"per KiB, clients {sink_cpu * 1e6 / (nbytes >> 10):.1f}")
-    for k in PATCHED_COUNTS:
-        section.rows.append(row(f"1.{k}*", f"keeper -> log + {k} client{'' if k == 1 else 's'}"
-                                " [proposed: batched PTY reads]", k, patched[k]))
-        keeper_cpu = median(r["keeper_cpu"] for r in patched[k])
-        cpu_notes.append(f"{k} clients, batched: keeper {keeper_cpu * 1e6 / (nbytes >> 10):.1f}"
-                         " µs CPU per KiB")
     section.notes.append(
         f"{repeats} alternating rounds of {mib(nbytes):.0f} MiB per run; value = median rate, "
         "ratio = median of the per-round ratios to the raw PTY run of the same round. Raw PTY "
@@ -258,35 +246,33 @@ def throughput(quick: bool) -> tuple[Section, dict]:
                                                          else "none (no client was dropped)")
         + ". A dropped client's run is timed to the log (the keeper's intake).")
     section.notes.append("CPU: " + "; ".join(cpu_notes) + ".")
-    section.notes.append("Rows marked * ran the keeper with the proposed batching fix applied "
-                         "in memory (bench/patched_keeper.py), in the same rounds.")
     last = CLIENT_COUNTS[-1]
     return section, {"mem_after_burst": [r["mem"] for r in runs[last]]}
 
 
 def keeper_memory(quick: bool, after_burst: list[dict]) -> Section:
-    """Figure 2: memory of running keepers (idle, 1 client attached), side by side with bare
-    Python interpreters started the same way (the floor for any Python process), and keepers
-    started with ``python -S`` (the proposed fix)."""
+    """Figure 2: memory of running keepers (idle), started as the supervisor starts them
+    (``python -S``), side by side with bare Python interpreters (the floor for any Python
+    process) and, for the notes, keepers started without ``-S`` (as before fix D)."""
     section = Section(2, "Console keeper memory per running VM (psutil memory_full_info)")
     work = fresh_dir("keeper-memory")
     count = 10
     keepers: list[KeeperProcess] = []
-    lean: list[KeeperProcess] = []
+    with_site: list[KeeperProcess] = []
     bare = []
     try:
         for i in range(count):
             keepers.append(KeeperProcess(_folder(work, f"k{i}"), standin_argv("echo")))
-            lean.append(KeeperProcess(_folder(work, f"s{i}"), standin_argv("echo"),
-                                      python_flags=("-S",)))
+            with_site.append(KeeperProcess(_folder(work, f"s{i}"), standin_argv("echo"),
+                                           python_flags=()))
             bare.append(PROCS.popen([sys.executable, "-c", "import time; time.sleep(3600)"],
                                     env=keeper_env()))
         time.sleep(1.0)
         mem = [memory(k.pid) for k in keepers]
-        mem_lean = [memory(k.pid) for k in lean]
+        mem_site = [memory(k.pid) for k in with_site]
         mem_bare = [memory(p.pid) for p in bare]
     finally:
-        for k in keepers + lean:
+        for k in keepers + with_site:
             k.stop()
         for p in bare:
             PROCS.end(p.pid, start_ticks(p.pid), group=True)
@@ -297,18 +283,17 @@ def keeper_memory(quick: bool, after_burst: list[dict]) -> Section:
                             fmt="{:.1f}"))
     section.rows.append(Row("2.2", "keeper RSS", rss, "MiB", bare_rss, "bare python3 process",
                             met=None, fmt="{:.1f}"))
-    lean_pss = median(m["pss"] for m in mem_lean)
-    section.rows.append(Row("2.3", "keeper PSS, started with python -S [proposed fix]",
-                            lean_pss, "MiB", bare_pss, "bare python3 process",
-                            target="<= 10 MiB", met=lean_pss <= 10, fmt="{:.1f}"))
     if after_burst:
         burst_pss = max(m["pss"] for m in after_burst)
         section.rows.append(Row("2.4", "keeper PSS right after a 16-client burst (max)",
                                 burst_pss, "MiB", pss, "idle keeper", target="<= 10 MiB",
                                 met=burst_pss <= 10, fmt="{:.1f}"))
     section.notes.append(
-        f"RSS with -S: {median(m['rss'] for m in mem_lean):.1f} MiB; USS: keeper "
-        f"{median(m['uss'] for m in mem):.1f}, -S {median(m['uss'] for m in mem_lean):.1f}, bare "
+        f"Keepers are started as the supervisor starts them (python -S). Started without -S "
+        f"(as before fix D): PSS {median(m['pss'] for m in mem_site):.1f} MiB, RSS "
+        f"{median(m['rss'] for m in mem_site):.1f} MiB. USS: keeper "
+        f"{median(m['uss'] for m in mem):.1f}, without -S "
+        f"{median(m['uss'] for m in mem_site):.1f}, bare "
         f"{median(m['uss'] for m in mem_bare):.1f} MiB. {count} of each ran at once (PSS "
         "splits shared pages among them). Firecracker's own figure for comparison: <= 5 MiB "
         "per VMM (not measured here: no Firecracker binary).")

@@ -17,8 +17,7 @@ from glidex_core.config import Paths
 
 class ControlPlane:
     def __init__(self, home: Path, *, standin_bin: Path | None = None,
-                 env: dict[str, str] | None = None, fixes: tuple[str, ...] = ()) -> None:
-        """``fixes``: proposed product fixes applied in memory (see bench/patched.py)."""
+                 env: dict[str, str] | None = None) -> None:
         self.home = home
         self.paths = Paths(home)
         self.discovery = self.paths.run_dir / "control-plane.json"
@@ -28,12 +27,10 @@ class ControlPlane:
             full_env["PATH"] = f"{standin_bin}{os.pathsep}{full_env['PATH']}"
         self.started = time.monotonic()
         self.log_path = home.parent / "control-plane.log"
-        entry = ["-m", "glidex_core.control_plane"]
-        if fixes:
-            entry = ["-m", "bench.patched", ",".join(fixes), "--"]
         with open(self.log_path, "ab") as err:
             self.process = PROCS.popen(
-                [sys.executable, *entry, "--home", str(home), "--port", "0"],
+                [sys.executable, "-m", "glidex_core.control_plane", "--home", str(home),
+                 "--port", "0"],
                 stdout=subprocess.DEVNULL, stderr=err, env=full_env, cwd=REPO_DIR,
             )
         deadline = time.monotonic() + 60

@@ -12,8 +12,9 @@ every line, it just writes the result nowhere.
 Scenarios:
 - ``echo``: keystroke-to-echo on a console pane whose VMM echoes stdin, first with nothing else
   going on (baseline), then while a second, visible pane shows a VM writing ``flood_rate`` B/s.
-  The dashboard has no side-by-side panes yet (issue 4), so both panes are real ``ConsolePane``
-  widgets side by side on a small bench screen pushed onto the real app.
+  Both panes are opened in the real workspace with the user's keys: Enter on the flood VM's
+  row opens its pane, Ctrl+] returns to the table, ``|`` on the echo VM's row opens its pane
+  beside it (and focuses it).
 - ``open``: in a freshly started dashboard, time from Enter on a VM's row (the real table and
   console area) to the first rendered line of its console; then from Shift+PgUp
   (``scroll_history_up``) to the first rendered page of history, and until the history index
@@ -32,10 +33,9 @@ import time
 from pathlib import Path
 
 from textual import events
-from textual.containers import Horizontal
-from textual.screen import Screen
 
 from glidex_tui.app import GlidexApp
+from glidex_tui.widgets.console_area import ConsoleArea
 from glidex_tui.widgets.console_pane import ConsolePane
 from glidex_tui.widgets.vm_table import VmTable
 
@@ -52,21 +52,6 @@ def _render_line(self: ConsolePane, y: int):
 
 ANY_PANE_HOOK: dict = {}  # a hook for every pane, including one about to be mounted
 ConsolePane.render_line = _render_line  # type: ignore[method-assign]
-
-
-class SplitScreen(Screen):
-    """Two real console panes side by side (what issue 4's split view will show)."""
-
-    def __init__(self, left, right) -> None:
-        super().__init__()
-        self.left_info, self.right_info = left, right
-
-    def compose(self):
-        with Horizontal():
-            yield ConsolePane(self.left_info.console_socket_path, self.left_info.log_path,
-                              id="left", title="echo")
-            yield ConsolePane(self.right_info.console_socket_path, self.right_info.log_path,
-                              id="right", title="flood")
 
 
 def press(app: GlidexApp, key: str, char: str | None) -> None:
@@ -113,6 +98,14 @@ async def keystrokes(app: GlidexApp, pane: ConsolePane, n: int, rng: random.Rand
     return latencies
 
 
+async def _select_row(app: GlidexApp, pilot, vm_id: str) -> VmTable:
+    table = app.query_one(VmTable)
+    await until(lambda: vm_id in {row.value for row in table.rows}, 10, "the VM's table row")
+    table.move_cursor(row=table.get_row_index(vm_id))
+    await pilot.pause(0.1)
+    return table
+
+
 async def echo_scenario(spec: dict) -> dict:
     app = GlidexApp(home=Path(spec["home"]))
     rng = random.Random(6)
@@ -121,12 +114,22 @@ async def echo_scenario(spec: dict) -> dict:
                     "the VMs")
         sup = app.supervisor
         echo_vm, flood_vm = sup.get("echo"), sup.get("flood")
-        screen = SplitScreen(sup.console_info(echo_vm.id), sup.console_info(flood_vm.id))
-        await app.push_screen(screen)
-        left = screen.query_one("#left", ConsolePane)
-        right = screen.query_one("#right", ConsolePane)
+        area = app.query_one(ConsoleArea)
+        table = await _select_row(app, pilot, flood_vm.id)
+        table.focus()
+        await pilot.pause(0.2)
+        press(app, "enter", "\r")  # the flood VM's console
+        await until(lambda: area.pane_for(flood_vm.id) is not None, 10, "the flood pane")
+        press(app, "ctrl+right_square_bracket", "\x1d")  # back to the table
+        await until(lambda: app.focused is table, 10, "the table to have focus again")
+        await _select_row(app, pilot, echo_vm.id)
+        press(app, "vertical_line", "|")  # the echo VM's console beside it
+        await until(lambda: area.pane_for(echo_vm.id) is not None, 10, "the echo pane")
+        left, right = area.pane_for(echo_vm.id), area.pane_for(flood_vm.id)
         await until(lambda: left.connected and right.connected, 20, "both consoles")
-        left.focus()
+        await until(lambda: app.focused is left, 10, "the echo pane to have focus")
+        if not (left.display and right.display) or left.region.overlaps(right.region):
+            raise RuntimeError(f"panes not side by side: {left.region} {right.region}")
         await pilot.pause(0.5)
         idle = await keystrokes(app, left, spec["samples"], rng)
 
@@ -212,63 +215,7 @@ async def open_scenario(spec: dict) -> dict:
     return out
 
 
-def apply_leading_edge_paint() -> None:
-    """PROPOSED FIX (bench-only monkeypatch): repaint at once when the last frame is older than
-    1/60 s, instead of always 1/60 s after the first dirty row (a trailing timer)."""
-    frame = 1 / 60
-
-    def _mark_dirty(self: ConsolePane, rows: set[int]) -> None:
-        if not rows:
-            return
-        for y in rows:
-            self._strips.pop(y, None)
-        self._dirty_rows |= rows
-        if not self._frame_scheduled and self.is_mounted:
-            self._frame_scheduled = True
-            delay = self.__dict__.get("bench_last_paint", 0.0) + frame - time.monotonic()
-            if delay > 0.001:
-                self.set_timer(delay, self._paint)
-            else:
-                self.call_later(self._paint)
-
-    original_paint = ConsolePane._paint
-
-    def _paint(self: ConsolePane) -> None:
-        self.__dict__["bench_last_paint"] = time.monotonic()
-        original_paint(self)
-
-    ConsolePane._mark_dirty = _mark_dirty  # type: ignore[method-assign]
-    ConsolePane._paint = _paint  # type: ignore[method-assign]
-
-
-def apply_frame_budget() -> None:
-    """PROPOSED FIX (bench-only monkeypatch): parse at most ``budget`` seconds of pyte per
-    *frame*, then sleep until the next frame (today: per event-loop turn, then ``sleep(0)``, so
-    a flood keeps the loop busy all the time). What is not parsed in time piles up and is
-    fast-forwarded by ``_queue_output`` as today."""
-    frame, budget = 1 / 60, 0.004
-
-    async def _feeder(self: ConsolePane) -> None:
-        clock = time.perf_counter
-        while True:
-            await self._pending_event.wait()
-            self._pending_event.clear()
-            while self._pending:
-                frame_end = clock() + frame
-                deadline = clock() + budget
-                while self._pending and clock() < deadline:
-                    self._feed_slice()
-                if self._pending:
-                    await asyncio.sleep(max(0.0, frame_end - clock()))
-
-    ConsolePane._feeder = _feeder  # type: ignore[method-assign]
-
-
 def main(spec: dict) -> None:
-    if "leading-edge-paint" in spec.get("fixes", ()):
-        apply_leading_edge_paint()
-    if "frame-budget" in spec.get("fixes", ()):
-        apply_frame_budget()
     scenario = {"echo": echo_scenario, "open": open_scenario}[spec["scenario"]]
     result = asyncio.run(scenario(spec))
     print(json.dumps(result), flush=True)

@@ -114,7 +114,7 @@ def update_readme(sections: list[Section], facts: dict[str, str]) -> Path:
     accel = facts["accel"].split()[0]
     block = (f"{README_START}\n_{facts['date']}, {facts['mode']}, {facts['cpu']}, "
              f"{facts['cores']} cores, QEMU accel {accel}; figures and notes in "
-             f"bench/RESULTS.md (rows with a target here; * = with a proposed fix)._\n\n"
+             f"bench/RESULTS.md (rows with a target here)._\n\n"
              f"{markdown_table(sections, targets_only=True)}\n{README_END}")
     pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.S)
     if not pattern.search(text):

@@ -36,7 +36,6 @@ from bench.common import (
     wait_for,
 )
 from bench.controlplane import ControlPlane, standin_home
-from bench.patched import ALL_FIXES
 from glidex_core.config import Paths, Settings
 from glidex_core.models import VmRecord
 from glidex_core.vmm.base import wait_for_socket
@@ -180,10 +179,6 @@ def _adopt_once(home: Path, bin_dir: Path, expect_running: int) -> tuple[float, 
     return time.monotonic() - begin, cp
 
 
-def _label(label: str) -> str:
-    return "" if label == "as is" else " [proposed fixes]"
-
-
 def run(quick: bool) -> tuple[Section, Section]:
     work = fresh_dir("start")
     home, bin_dir, body = standin_home(work)
@@ -192,26 +187,20 @@ def run(quick: bool) -> tuple[Section, Section]:
     s3 = Section(3, "Start overhead: POST /vms/{id}/start vs the stand-in VMM started directly")
     s5 = Section(5, "Control plane memory, start-up and adoption")
     planes = {
-        "as is": ControlPlane(home, standin_bin=bin_dir, env={
-            "GLIDEX_BENCH_STANDIN_LOG": str(work / "standin-starts-as is.log")}),
-        "fixed": ControlPlane(work / "home-fixed", standin_bin=bin_dir, fixes=ALL_FIXES, env={
-            "GLIDEX_BENCH_STANDIN_LOG": str(work / "standin-starts-fixed.log")}),
+        "glidex": ControlPlane(home, standin_bin=bin_dir, env={
+            "GLIDEX_BENCH_STANDIN_LOG": str(work / "standin-starts-glidex.log")}),
     }
     direct = DirectStarter(work, bin_dir, body)
     try:
         seq = asyncio.run(_sequential(planes, direct, body, n))
         base50 = median(seq["direct"])
-        for label in planes:
-            over = [g - base50 for g in seq[label]]
-            star = "" if label == "as is" else "*"
-            s3.rows.append(Row(f"3.1{star}", "start overhead p50 (latency - direct p50)"
-                               + _label(label), 1e3 * median(over), "ms", 1e3 * base50,
-                               "direct stand-in start p50", target="<= 30 ms",
-                               met=median(over) <= 0.030, fmt="{:.1f}"))
-            s3.rows.append(Row(f"3.2{star}", "start overhead p99" + _label(label),
-                               1e3 * percentile(over, 99), "ms",
-                               1e3 * percentile(seq["direct"], 99), "direct stand-in start p99",
-                               fmt="{:.1f}"))
+        over = [g - base50 for g in seq["glidex"]]
+        s3.rows.append(Row("3.1", "start overhead p50 (latency - direct p50)",
+                           1e3 * median(over), "ms", 1e3 * base50, "direct stand-in start p50",
+                           target="<= 30 ms", met=median(over) <= 0.030, fmt="{:.1f}"))
+        s3.rows.append(Row("3.2", "start overhead p99", 1e3 * percentile(over, 99), "ms",
+                           1e3 * percentile(seq["direct"], 99), "direct stand-in start p99",
+                           fmt="{:.1f}"))
         direct_exec = median(direct.exec_delays)
         s3.notes.append(
             f"{n} alternating rounds after one warm-up round; whole-request latency p50: "
@@ -222,21 +211,18 @@ def run(quick: bool) -> tuple[Section, Section]:
             + f" from the request; {1e3 * direct_exec:.0f} ms when started directly (its own "
             "interpreter start). The difference is spent before the VMM is exec'd: HTTP, "
             "supervisor, and above all the console keeper's Python start-up.")
-        s3.rows += keeper_start_rows(work, 8 if quick else 30)
-        for label, cp in planes.items():
-            burst, burst_base = asyncio.run(_burst(cp, direct, body))
-            s3.rows.append(Row(f"3.3{'' if label == 'as is' else '*'}",
-                               f"starts/s, {BURST} concurrent POST start" + _label(label),
-                               burst, "starts/s", burst_base,
-                               f"{BURST} direct stand-in starts at once", target=">= 10/s",
-                               met=burst >= 10, fmt="{:.1f}"))
-        s3.notes.append("Rows marked * ran on a second control plane with the proposed fixes "
-                        "applied in memory (bench/patched.py); its keepers' command line: "
-                        + _keeper_cmdline(work / "home-fixed") + ".")
-        _stop_all(planes["fixed"])
-        planes["fixed"].stop()
-        running_mem = planes["as is"].memory()
-        planes["as is"].stop()  # its 100 VMs keep running: now adopt them
+        keeper_rows, keeper_note = keeper_start_rows(work, 8 if quick else 30)
+        s3.rows += keeper_rows
+        s3.notes.append(keeper_note)
+        cp = planes["glidex"]
+        burst, burst_base = asyncio.run(_burst(cp, direct, body))
+        s3.rows.append(Row("3.3", f"starts/s, {BURST} concurrent POST start", burst,
+                           "starts/s", burst_base, f"{BURST} direct stand-in starts at once",
+                           target=">= 10/s", met=burst >= 10, fmt="{:.1f}"))
+        s3.notes.append("The control plane's keepers' command line: "
+                        + _keeper_cmdline(home) + ".")
+        running_mem = cp.memory()
+        cp.stop()  # its 100 VMs keep running: now adopt them
         planes.clear()
         adopt: list[float] = []
         empty: list[float] = []
@@ -258,7 +244,7 @@ def run(quick: bool) -> tuple[Section, Section]:
             f"plane RSS with {BURST} running VMs: {running_mem['rss']:.0f} MiB after the "
             f"burst, {adopted_mem['rss']:.0f} MiB after adopting them.")
         _, cp = _adopt_once(home, bin_dir, BURST)
-        planes["as is"] = cp
+        planes["glidex"] = cp
         _stop_all(cp)
     finally:
         for cp in planes.values():
@@ -279,14 +265,15 @@ def _keeper_cmdline(home: Path) -> str:
     return "(no keeper found)"
 
 
-def keeper_start_rows(work: Path, n: int) -> list[Row]:
-    """The console keeper's own start (spawn -> "ready"), as the supervisor spawns it and with
-    ``python -S``, next to a bare interpreter's start (spawn -> exit of ``python3 -c pass``)."""
-    from bench.console import KeeperProcess
+def keeper_start_rows(work: Path, n: int) -> tuple[list[Row], str]:
+    """The console keeper's own start (spawn -> "ready") as the supervisor spawns it
+    (``python -S``), next to a bare interpreter's start (spawn -> exit of ``python3 -c pass``);
+    and, for the notes, the keeper started without ``-S`` (as before fix D)."""
+    from bench.console import KEEPER_FLAGS, KeeperProcess
 
-    times: dict[str, list[float]] = {"as is": [], "-S": [], "bare": []}
+    times: dict[str, list[float]] = {"keeper": [], "no -S": [], "bare": []}
     for i in range(n + 1):
-        for label, flags in (("as is", ()), ("-S", ("-S",))):
+        for label, flags in (("keeper", KEEPER_FLAGS), ("no -S", ())):
             folder = work / f"keeper-start-{label}-{i}"
             folder.mkdir()
             begin = time.monotonic()
@@ -300,12 +287,13 @@ def keeper_start_rows(work: Path, n: int) -> list[Row]:
         if i:
             times["bare"].append(time.monotonic() - begin)
     bare = median(times["bare"])
-    return [
-        Row("3.4", "console keeper start (spawn -> ready)", 1e3 * median(times["as is"]), "ms",
-            1e3 * bare, "bare python3 -c pass", fmt="{:.0f}"),
-        Row("3.4*", "console keeper start with python -S [proposed fix]",
-            1e3 * median(times["-S"]), "ms", 1e3 * bare, "bare python3 -c pass", fmt="{:.0f}"),
-    ]
+    rows = [Row("3.4", "console keeper start (spawn -> ready, python -S)",
+                1e3 * median(times["keeper"]), "ms", 1e3 * bare, "bare python3 -c pass",
+                fmt="{:.0f}")]
+    note = (f"Keeper start, {n} alternating runs: python -S (as the supervisor starts it) "
+            f"{1e3 * median(times['keeper']):.0f} ms, without -S (as before fix D) "
+            f"{1e3 * median(times['no -S']):.0f} ms, bare python3 -c pass {1e3 * bare:.0f} ms.")
+    return rows, note
 
 
 def _stop_all(cp: ControlPlane) -> None:
