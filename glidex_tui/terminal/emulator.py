@@ -103,30 +103,26 @@ class GuestScreen(pyte.Screen):
         return self._main_buffer is not None
 
     def set_mode(self, *mode_list: int, **kwargs: Any) -> None:
-        if not kwargs.get("private"):
-            super().set_mode(*mode_list, **kwargs)
-            return
-        for mode in mode_list:
-            if mode == _DECCOLM:
-                continue
-            if mode in ALT_SCREEN_MODES:
-                if self.alternate_screen_enabled:
-                    self._enter_alternate(mode)
-                continue
-            super().set_mode(mode, **kwargs)
+        self._private_modes(mode_list, kwargs, super().set_mode, self._enter_alternate)
 
     def reset_mode(self, *mode_list: int, **kwargs: Any) -> None:
+        self._private_modes(mode_list, kwargs, super().reset_mode, self._leave_alternate)
+
+    def _private_modes(self, mode_list: tuple[int, ...], kwargs: dict[str, Any],
+                       pyte_mode: Any, alternate: Any) -> None:
+        """Take the private modes pyte lacks (the alternate screen) or must not act on
+        (DECCOLM: 132 columns is ignored, as xterm does by default); pass on the rest."""
         if not kwargs.get("private"):
-            super().reset_mode(*mode_list, **kwargs)
+            pyte_mode(*mode_list, **kwargs)
             return
         for mode in mode_list:
             if mode == _DECCOLM:
                 continue
             if mode in ALT_SCREEN_MODES:
                 if self.alternate_screen_enabled:
-                    self._leave_alternate(mode)
+                    alternate(mode)
                 continue
-            super().reset_mode(mode, **kwargs)
+            pyte_mode(mode, **kwargs)
 
     def _new_buffer(self) -> Any:
         return type(self.buffer)(self.buffer.default_factory)
