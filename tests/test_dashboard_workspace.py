@@ -274,3 +274,20 @@ async def test_layout_is_saved_in_config_toml_and_restored(home, qemu_standin):
             await pilot.press("enter")
             await wait_until(pilot, lambda: "dashboard_layout" not in tomllib.loads(
                 (home / "config.toml").read_text()))
+
+
+async def test_stty_tells_the_guest_the_whole_pane(home, qemu_standin):
+    """Found by a new user: with the prefix overlay still on screen the pane looked shorter,
+    and `r` typed too few rows."""
+    async with standin_vms(home, NAMES[:1]):
+        app = GlidexApp(home=home)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await open_panes(pilot, app, ["web"])
+            web = pane_of(app, "web")
+            await pilot.press("tab", "ctrl+backslash", "h")
+            await wait_until(pilot, lambda: app.focused is web)
+            await pilot.press("ctrl+backslash", "r")
+            await wait_until(pilot, lambda: "stty rows" in pane_text(web), what="stty typed")
+            columns, rows = web.content_size
+            assert f"stty rows {rows} cols {columns}" in pane_text(web), (pane_text(web),
+                                                                          web.content_size)
