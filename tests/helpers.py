@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from glidex_core.api.server import discovery_file
+from glidex_core.config import Paths
 from glidex_core.models import VmSpec
 
 PROMPT = b"/ # "
@@ -115,7 +117,7 @@ class ControlPlane:
              "--port", "0", *extra],
             stdout=subprocess.DEVNULL, stderr=self._log_file(home),
         )
-        discovery = home / "run" / "control-plane.json"
+        discovery = discovery_file(Paths(home))  # run/ may fall back elsewhere for deep homes
         deadline = time.monotonic() + 60  # generous: a loaded 2-core CI machine
         while not discovery.exists():
             assert self.process.poll() is None, self.log()
