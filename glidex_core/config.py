@@ -50,6 +50,7 @@ class Settings:
     log_max_bytes: int = 64 << 20  # console.log rotates at this size
     log_keep: int = 2  # rotated console logs kept (console.log.1, .2)
     allow_overcommit: bool = False  # allow VM memory above the host's
+    spare_keeper: bool = True  # keep one console keeper started ahead of need (faster starts)
     image_roots: list[str] = field(default_factory=list)  # if set, the only dirs for images
     use_jailer: bool = False  # start Firecracker through its jailer
     jailer_uid: int | None = None  # default: the current user

@@ -18,7 +18,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from glidex_core.config import Paths, Settings, default_hypervisor, glidex_home, load_settings
 from glidex_core.console.keeper import KeeperSpec
+from glidex_core.console.launcher import KeeperLauncher
 from glidex_core.console.procinfo import is_same_process, start_ticks
 from glidex_core.models import (
     ConflictError,
@@ -126,6 +126,7 @@ class Supervisor:
         self._lock_fd: int | None = None
         self._tasks: set[asyncio.Task] = set()
         self._children: dict[int, subprocess.Popen] = {}  # keepers this process started
+        self._launcher = KeeperLauncher(spare=settings.spare_keeper)
 
     # -- opening and closing ---------------------------------------------------------------
     @classmethod
@@ -139,6 +140,7 @@ class Supervisor:
             supervisor._records[record.id] = record
             if record.is_live:
                 supervisor._adopt(record)
+        supervisor._launcher.refill()  # so even the first start finds a keeper waiting
         return supervisor
 
     def _acquire_lock(self) -> None:
@@ -162,6 +164,7 @@ class Supervisor:
             loop.remove_reader(watch.pidfd)
             os.close(watch.pidfd)
         self._watches.clear()
+        self._launcher.close()
         for task in list(self._tasks):
             task.cancel()
         if self._lock_fd is not None:
@@ -297,6 +300,7 @@ class Supervisor:
             record.stopped_at = record.exit_code = record.exit_signal = None
             record.keeper_pid, record.vmm_pid = watch.keeper_pid, watch.vmm_pid
             self._save(record, reason="started")
+            self._launcher.refill()
             return record
 
     async def _spawn_keeper(self, record: VmRecord, argv: list[str]) -> _Watch:
@@ -313,21 +317,7 @@ class Supervisor:
             log_keep=self.settings.log_keep,
         )
         keeper_log = self.paths.vm_dir(record.id) / "keeper.log"
-        with open(keeper_log, "ab") as err:
-            os.chmod(keeper_log, 0o600)
-            # Popen, not asyncio's subprocess: asyncio would keep a waiter (a thread on 3.11)
-            # per keeper for its whole life; we follow keepers through pidfds instead.
-            process = subprocess.Popen(
-                # -S: the keeper is stdlib-only and finds glidex_core through PYTHONPATH; not
-                # scanning site-packages saves ~20 ms of every start and ~2 MiB per VM.
-                [sys.executable, "-S", "-m", "glidex_core.console.keeper",
-                 json.dumps(asdict(spec))],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                start_new_session=True,  # its own session: it outlives us and our terminal
-                env=self._keeper_env(),
-            )
+        process = self._launcher.launch(spec, keeper_log)
         try:
             line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline),
                                           KEEPER_READY_TIMEOUT)
@@ -347,12 +337,6 @@ class Supervisor:
         if watch is None:  # the VMM was gone before we could even look
             raise HypervisorError(_tail_text(self.paths.vmm_log(record.id)) or "VMM exited")
         return watch
-
-    def _keeper_env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-        return env
 
     async def _boot(self, record: VmRecord, backend: VmmBackend, watch: _Watch) -> str | None:
         """Configure and start the guest; the reason it failed, or None."""

@@ -35,9 +35,19 @@ def no_stray_vms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     base = str(tmp_path_factory.getbasetemp())
     for process in psutil.process_iter(["cmdline"]):
         cmdline = process.info["cmdline"] or []
-        if "glidex_core.console.keeper" in cmdline and any(base in arg for arg in cmdline):
+        if "glidex_core.console.keeper" in cmdline and _works_under(process, cmdline, base):
             with contextlib.suppress(psutil.Error):
                 process.kill()
+
+
+def _works_under(keeper: psutil.Process, cmdline: list[str], base: str) -> bool:
+    """Whether a keeper serves a VM of this session: its spec names the temp dirs, or, for a
+    keeper started as a spare (its spec came on stdin), the files it holds open are there."""
+    if any(base in arg for arg in cmdline):
+        return True
+    with contextlib.suppress(psutil.Error):
+        return any(f.path.startswith(base) for f in keeper.open_files())
+    return False
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ async def test_dashboard_attaches_to_a_running_control_plane(tmp_path):
             assert plane.url in app.sub_title
             table = app.query_one(VmTable)
             await wait_until(pilot, lambda: table.row_count == 1)
-            assert table.get_row_at(0)[1] == "from-api"  # column 0 holds the mark
+            assert str(table.get_row_at(0)[1]) == "from-api"  # column 0 holds the mark
 
             # A VM created by someone else appears through the event stream.
             plane.http.post("/vms", json={"name": "second", "kernel_image_path": "/k",

@@ -6,19 +6,22 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from textual.app import App
+
 from glidex_core.models import VmState
 from glidex_tui.app import GlidexApp
 from glidex_tui.metrics import VmmMetrics, verified_vmm_pid
 from glidex_tui.widgets.details import console_tail_lines
 from glidex_tui.widgets.filter_input import FilterInput
-from glidex_tui.widgets.vm_table import VmTable
+from glidex_tui.widgets.vm_table import VmTable, format_table_uptime
 from tests.test_dashboard_helpers import standin_vms, type_text, wait_until
+from tests.test_dashboard_snapshots import RECORDS
 
 NAMES = ["web", "db", "cache", "queue"]
 
 
 def names_in_table(table: VmTable) -> list[str]:
-    return [table.get_row_at(i)[1] for i in range(table.row_count)]
+    return [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
 
 
 def status_text(app: GlidexApp) -> str:
@@ -72,7 +75,7 @@ async def test_sort_by_column_keys_and_shift_o(home, qemu_standin):
             # The cursor stays on its VM while rows move.
             table.move_cursor(row=names_in_table(table).index("queue"))
             await pilot.press("1")
-            assert table.get_row_at(table.cursor_row)[1] == "queue"
+            assert str(table.get_row_at(table.cursor_row)[1]) == "queue"
 
 
 async def test_a_hides_and_shows_stopped_vms(home, qemu_standin):
@@ -198,3 +201,43 @@ async def test_transitions_and_crashes_are_notified(home, qemu_standin):
             await pilot.press("down", "s")  # db: starts, then its VMM dies of SIGSEGV
             await wait_until(pilot, lambda: said("db: crashed", "error"), what="crash notice")
             assert said("SIGSEGV", "error")
+
+
+def test_table_uptime_is_seconds_then_minutes_hours_days():
+    assert [format_table_uptime(s) for s in (None, 0, 59.9, 60, 3599, 3600, 3660 + 59,
+                                             86_399, 86_400 + 7_200)] == [
+        "-", "0s", "59s", "1m", "59m", "1h 00m", "1h 01m", "23h 59m", "1d 02h"]
+
+
+async def test_table_rows_of_running_vms_change_once_a_minute_not_every_second():
+    """Every cell change re-renders the whole table (bench figure 6.7): with 20 VMs started at
+    different seconds, a minute of one-second ticks changes each row once, not 60 times."""
+    minute = 1_800_000_000.0  # a whole minute of the clock
+    records = [dataclasses.replace(
+        RECORDS[0], id=f"{n:08x}-0000-4000-8000-{n:012x}", name=f"vm{n}",
+        started_at=minute - 3_600 - 2 * n) for n in range(20)]
+    clock = [minute + 0.5]
+
+    class CountingTable(VmTable):
+        updates = 0
+
+        def update_cell(self, *args, **kwargs):
+            CountingTable.updates += 1
+            return super().update_cell(*args, **kwargs)
+
+    class TableApp(App):
+        def compose(self):
+            yield CountingTable(clock=lambda: clock[0])
+
+    app = TableApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.query_one(CountingTable)
+        table.sync(records)
+        await pilot.pause()
+        before = [str(table.get_row_at(i)[6]) for i in range(20)]
+        assert before == ["1h 00m"] * 20
+        for second in range(1, 61):
+            clock[0] = minute + second + 0.5
+            table.sync()
+        after = [str(table.get_row_at(i)[6]) for i in range(20)]
+        assert after == ["1h 01m"] * 20 and CountingTable.updates == 20

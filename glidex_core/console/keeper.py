@@ -10,7 +10,8 @@ Rules on the byte path: reading the PTY never waits on a client. Each client has
 buffer and is dropped when it falls too far behind; client input is queued in a bounded buffer and
 clients are not read while it is full (back-pressure instead of unbounded memory).
 
-Stdlib only, started as ``python -m glidex_core.console.keeper SPEC_JSON``. It prints one line on
+Stdlib only, started as ``python -m glidex_core.console.keeper SPEC_JSON``, or ahead of need as
+``... --spare``, reading SPEC_JSON as one line on stdin (see launcher.py). It prints one line on
 stdout once the VMM runs ("ready <vmm_pid>") or fails ("error <message>"), then detaches stdout.
 When the VMM exits it writes the exit status to ``exit_file`` and exits too.
 """
@@ -53,6 +54,9 @@ class KeeperSpec:
     cwd: str | None = None
     log_max_bytes: int = DEFAULT_MAX_BYTES
     log_keep: int = DEFAULT_KEEP
+    stderr_path: str | None = None  # a spare keeper's stderr goes here once it has its spec
+    env: dict[str, str] | None = None  # a spare's VMM gets the environment of the start, not
+    # the one the spare was started in (PATH may have changed since); never on a command line
 
 
 @dataclass
@@ -331,11 +335,33 @@ class Keeper:
             os.kill(self.vmm_pid, signum)
 
 
+def read_spec(argv: list[str]) -> KeeperSpec | None:
+    """The spec from the command line, or for a spare from stdin (None at end of file: its
+    supervisor let it go or died before it was needed)."""
+    if argv != ["--spare"]:
+        return KeeperSpec(**json.loads(argv[0]))
+    line = sys.stdin.buffer.readline()
+    if not line.strip():
+        return None
+    spec = KeeperSpec(**json.loads(line))
+    if spec.env is not None:
+        os.environ.clear()
+        os.environ.update(spec.env)
+    if spec.stderr_path:
+        fd = os.open(spec.stderr_path,
+                     os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        os.dup2(fd, 2)
+        os.close(fd)
+    return spec
+
+
 def main(argv: list[str]) -> int:
-    spec = KeeperSpec(**json.loads(argv[0]))
     os.umask(0o077)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
+        spec = read_spec(argv)
+        if spec is None:
+            return 0
         keeper = Keeper(spec)
         keeper.write_pid_file()
     except Exception as exc:  # noqa: BLE001 - told to the supervisor, then we are done

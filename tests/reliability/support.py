@@ -91,14 +91,18 @@ def keeper_info(home: Path, vm_id: str) -> dict:
 
 
 def processes_under(home: Path) -> list[psutil.Process]:
-    """Live processes whose command line names this home's runtime dir (VMMs and keepers)."""
-    marker = str(Paths(home).run_dir)
+    """Live VMMs and keepers of this home: the command line names its runtime dir, or (a keeper
+    started as a spare gets its spec on stdin) the process holds a console log of the home open."""
+    marker, logs = str(Paths(home).run_dir), str(Paths(home).vms_dir)
     found = []
     for proc in psutil.process_iter(["cmdline", "status"]):
         try:
             if proc.info["status"] == psutil.STATUS_ZOMBIE:
                 continue
-            if any(marker in part for part in proc.info["cmdline"] or ()):
+            cmdline = proc.info["cmdline"] or ()
+            if any(marker in part for part in cmdline) or (
+                    "glidex_core.console.keeper" in cmdline
+                    and any(f.path.startswith(logs) for f in proc.open_files())):
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue

@@ -123,10 +123,17 @@ async def test_a_delete_racing_a_stop_or_delete_of_a_running_vm_still_deletes(
 
 
 def short_id_of(process, home: Path) -> str | None:
-    """The short VM id in a keeper's or VMM's command line (its socket paths name it)."""
+    """The short VM id of a VMM's or keeper's: its command line names its socket paths, or
+    (a keeper started as a spare) it holds the VM's console log open."""
     found = re.search(re.escape(str(Paths(home).run_dir)) + r"/([0-9a-f]{12})\.",
                       " ".join(process.cmdline()))
-    return found and found.group(1)
+    if found:
+        return found.group(1)
+    logs = re.escape(str(Paths(home).vms_dir)) + r"/([0-9a-f-]{36})/"
+    for opened in process.open_files():
+        if found := re.match(logs, opened.path):
+            return short_id(found.group(1))
+    return None
 
 
 async def test_delete_racing_a_start_leaves_no_vmm_running(standin_plane, tmp_path):
