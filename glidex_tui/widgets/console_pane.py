@@ -73,7 +73,6 @@ log = logging.getLogger(__name__)
 READ_CHUNK = 65536
 FEED_SLICE = 2048  # bytes per pyte call (~3 ms)
 FRAME = 1 / 60
-STTY_SETTLE = 0.1  # seconds for the layout to settle before the pane's size is measured
 FEED_BUDGET = 0.004  # seconds of parsing per frame, for all panes together: the rest of each
 # frame is for keys and painting, even while a guest floods its console
 
@@ -518,11 +517,8 @@ class ConsolePane(ScrollView, can_focus=True, inherit_bindings=False):
     def action_stty_size(self) -> None:
         """Type ``stty rows R cols C`` for the pane's size into the guest and resize to match.
 
-        Measured a few frames later: the key usually comes through the app's prefix, whose
-        overlay takes rows from the panes until it closes and the layout settles."""
-        self.set_timer(STTY_SETTLE, self._stty_now)
-
-    def _stty_now(self) -> None:
+        The key usually comes through the app's prefix; its overlay lies on a layer of its own
+        over the panes, so the size measured here is the pane's whole size."""
         command = self.stty_size_command()
         if not self._write(command):
             self.app.bell()
