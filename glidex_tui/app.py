@@ -20,6 +20,7 @@ from textual.actions import parse as parse_action
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.theme import Theme
 from textual.widgets import Footer, Header, Input, Static
@@ -250,7 +251,11 @@ class GlidexApp(VmActions, WorkspaceActions, App[None]):
     def refresh_table(self) -> None:
         if self.supervisor is None:
             return
-        self.table.sync(self.supervisor.list())
+        try:
+            table = self.table
+        except NoMatches:  # a last tick while the app closes and its widgets are gone
+            return
+        table.sync(self.supervisor.list())
         self._show_details()
         self._show_status()
 
