@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI, Query, Response
 from glidex_core.api.console_ws import install_console_websocket
 from glidex_core.api.errors import install_error_handlers
 from glidex_core.api.events import install_event_stream
-from glidex_core.api.guards import BodyLimitMiddleware, auth_middleware, require_json
+from glidex_core.api.guards import BearerAuthMiddleware, BodyLimitMiddleware, require_json
 from glidex_core.api.schemas import (
     ConsoleResponse,
     CreateVmRequest,
@@ -46,19 +46,22 @@ def create_app(supervisor: Supervisor, *, token: str | None = None) -> FastAPI:
     app.state.supervisor = supervisor
     started = time.monotonic()
     install_error_handlers(app)
-    app.middleware("http")(auth_middleware(token))
+    app.add_middleware(BearerAuthMiddleware, token=token)
     app.add_middleware(BodyLimitMiddleware)
     paths = supervisor.paths
 
     def vm(record) -> VmResponse:
         return VmResponse.of(record, paths)
 
+    glidex_version = package_version()  # importlib.metadata reads files: once, not per call
+
     @app.get("/health", response_model=HealthResponse)
     async def health() -> HealthResponse:
-        counts = {"total": len(supervisor.list())}
-        for state in VmState:
-            counts[str(state)] = sum(1 for r in supervisor.list() if r.state == state)
-        return HealthResponse(status="ok", version=package_version(),
+        records = supervisor.list()
+        counts = {"total": len(records), **dict.fromkeys(map(str, VmState), 0)}
+        for record in records:
+            counts[str(record.state)] += 1
+        return HealthResponse(status="ok", version=glidex_version,
                               uptime_seconds=round(time.monotonic() - started, 3), vms=counts)
 
     @app.get("/vms", response_model=list[VmResponse])
@@ -75,8 +78,10 @@ def create_app(supervisor: Supervisor, *, token: str | None = None) -> FastAPI:
         return vm(await supervisor.create(body.to_spec()))
 
     @app.get("/vms/{ref}", response_model=VmResponse)
-    async def get_vm(ref: str) -> VmResponse:
-        return vm(supervisor.get(ref))
+    async def get_vm(ref: str) -> Response:
+        # The most polled call: plain JSON, no response model to validate (RESULTS.md, H).
+        body = json.dumps(vm_dict(supervisor.get(ref), str(paths.run_dir), str(paths.vms_dir)))
+        return Response(body, media_type="application/json")
 
     @app.delete("/vms/{ref}", status_code=204, response_class=Response)
     async def delete_vm(ref: str) -> Response:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
@@ -73,16 +72,33 @@ def bearer(header: str | None) -> str | None:
     return None
 
 
-def auth_middleware(token: str | None) -> Callable[[Request, Callable], Awaitable]:
-    async def check(request: Request, call_next):
-        if request.url.path in OPEN_PATHS or token_matches(
-            token, bearer(request.headers.get("authorization"))
-        ):
-            return await call_next(request)
-        return error_response(401, "unauthorized", "a valid bearer token is required",
-                              {"WWW-Authenticate": "Bearer"})
+class BearerAuthMiddleware:
+    """401 for HTTP requests without the bearer token (``/health`` and the docs stay open).
 
-    return check
+    A plain ASGI middleware: Starlette's ``@app.middleware("http")`` wraps every request and
+    response in extra tasks and streams, which cost more than the handler of ``GET /vms/{id}``
+    (bench/RESULTS.md, H). WebSocket consoles check the token themselves (console_ws.py).
+    """
+
+    def __init__(self, app, token: str | None) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope, receive, send) -> None:
+        if self.token is None or scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        presented = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                presented = bearer(value.decode("latin-1"))
+                break
+        if token_matches(self.token, presented):
+            await self.app(scope, receive, send)
+            return
+        response = error_response(401, "unauthorized", "a valid bearer token is required",
+                                  {"WWW-Authenticate": "Bearer"})
+        await response(scope, receive, send)
 
 
 async def require_json(request: Request) -> None:
