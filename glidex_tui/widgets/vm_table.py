@@ -58,20 +58,17 @@ def format_uptime(seconds: float | None) -> str:
 
 
 def format_table_uptime(seconds: float | None) -> str:
-    """Uptime as the table shows it: seconds only in the first minute, then minutes.
+    """Uptime as the table shows it: to the minute (``<1m``, ``5m``, ``1h 02m``, ``2d 03h``).
 
     Every cell change re-renders the whole visible DataTable, so a column that ticks every
-    second kept the dashboard busy when idle (bench figure 6.7). In minutes, a row changes once
-    a minute, and the table at most once a second for as many VMs as it shows (their minutes
-    turn at different seconds; a clock quantised to the minute would make them turn together,
-    but would show up to a minute less than the exact uptime in the details panel beside it).
+    second kept the dashboard busy when idle (bench figure 6.7, G). To the minute, a row
+    changes at most once a minute; the details panel beside it shows the exact uptime.
     """
     if seconds is None:
         return "-"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes = seconds // 60
+    minutes = int(seconds) // 60
+    if minutes < 1:
+        return "<1m"
     if minutes < 60:
         return f"{minutes}m"
     hours, minutes = divmod(minutes, 60)
