@@ -54,6 +54,7 @@ from glidex_tui.workspace import WorkspaceActions
 KEYS_YIELDED_TO_CONSOLE = {"quit", "command_palette"}
 # The only app actions left while a console has focus; the rest are hidden from the footer
 # (they could not fire anyway: the pane takes their keys for the guest).
+NOT_ANSWERING = " · NOT ANSWERING"
 ACTIONS_WHILE_IN_CONSOLE = {"prefix", "leave_console"}
 # Single keys that act on the table's VMs or open something from it: only while the table has
 # the keyboard (they are priority bindings, so they must not take keys from other widgets).
@@ -124,6 +125,7 @@ class GlidexApp(VmActions, WorkspaceActions, App[None]):
         self._saved_theme: str | None = None
         self._command_history: list[str] = []
         self.prefix_armed = False
+        self._reachable = True
         self._search_history: list[str] = []
 
     def compose(self) -> ComposeResult:
@@ -246,7 +248,24 @@ class GlidexApp(VmActions, WorkspaceActions, App[None]):
     def _tick(self) -> None:
         if self.supervisor is not None and self.metrics is not None:
             self.metrics.sample(self.supervisor.list())
+        self._check_reachable()
         self.refresh_table()
+
+    def _check_reachable(self) -> None:
+        """Say so, in the subtitle and once in a notification, when a control plane we are
+        attached to stops answering, and when it is back."""
+        reachable = getattr(self.supervisor, "reachable", True)
+        if reachable == self._reachable:
+            return
+        self._reachable = reachable
+        if reachable:
+            self.sub_title = self.sub_title.removesuffix(NOT_ANSWERING)
+            self.notify("The control plane answers again.", timeout=5)
+        else:
+            self.sub_title += NOT_ANSWERING
+            self.notify(f"The control plane at {self.supervisor.url} does not answer; the "
+                        "table is frozen until it is back (retrying every second).",
+                        severity="warning", timeout=10)
 
     def refresh_table(self) -> None:
         if self.supervisor is None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from glidex_core.api.remote import RemoteSupervisor
+from glidex_core.api.server import discovery_file
+from glidex_core.config import Paths
 from glidex_tui.app import GlidexApp
 from glidex_tui.widgets.console_pane import ConsolePane
 from glidex_tui.widgets.vm_table import VmTable
@@ -90,5 +92,41 @@ async def test_dashboard_drives_a_control_plane_by_url_with_consoles_over_websoc
             await pilot.press("ctrl+right_square_bracket")
             await pilot.press("q")
         assert plane.http.delete("/vms/far").status_code == 204
+    finally:
+        plane.stop()
+
+
+async def test_a_control_plane_that_stops_answering_is_reported_not_a_crash(tmp_path):
+    """Found by a new user: with its control plane killed, `s` took the dashboard down with
+    httpx.ConnectError. Now the subtitle and a notification say so, actions fail with a
+    message, and everything comes back with the control plane."""
+    home = tmp_path / "h"
+    plane = ControlPlane(home)
+    try:
+        plane.http.post("/vms", json={"name": "web", "kernel_image_path": "/k",
+                                      "rootfs_path": "/r"}).raise_for_status()
+        app = GlidexApp(home=home)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await wait_until(pilot, lambda: app.supervisor is not None)
+            table = app.query_one(VmTable)
+            await wait_until(pilot, lambda: table.row_count == 1)
+            plane.process.kill()
+            plane.process.wait(10)
+            await wait_until(pilot, lambda: "NOT ANSWERING" in app.sub_title)
+            assert any("does not answer" in n.message for n in app._notifications)
+            await pilot.press("s")
+            await wait_until(pilot, lambda: any(
+                n.message.startswith("start failed: the control plane at")
+                for n in app._notifications))
+            assert app.is_running and table.row_count == 1
+
+            port = plane.url.rsplit(":", 1)[1]
+            discovery_file(Paths(home)).unlink()  # left by the killed plane
+            plane = ControlPlane(home, "--port", port)  # back where the dashboard looks
+            await wait_until(pilot, lambda: "NOT ANSWERING" not in app.sub_title, timeout=30)
+            plane.http.post("/vms", json={"name": "second", "kernel_image_path": "/k",
+                                          "rootfs_path": "/r"}).raise_for_status()
+            await wait_until(pilot, lambda: table.row_count == 2)
+            await pilot.press("q")
     finally:
         plane.stop()

@@ -37,6 +37,17 @@ log = logging.getLogger(__name__)
 BRIDGE_TAIL = 256 << 10  # console history fetched when a remote console is opened
 
 
+class ControlPlaneUnreachable(GlidexError):
+    """The control plane did not answer (it stopped, or the network is down)."""
+
+    code = "unreachable"
+
+    def __init__(self, url: str, exc: Exception) -> None:
+        why = str(exc) or type(exc).__name__
+        super().__init__(f"the control plane at {url} does not answer ({why}); start "
+                         "glidex-control-plane again, or check --url")
+
+
 class RemoteError(GlidexError):
     """An API error whose code has no closer local type; ``code`` is the server's."""
 
@@ -102,6 +113,7 @@ class RemoteSupervisor:
         self._records: dict[str, VmRecord] = {}
         self._subscribers: list[Callable[[VmEvent], None]] = []
         self._follower: asyncio.Task | None = None
+        self.reachable = True  # False while the event stream is down (the dashboard says so)
 
     @classmethod
     async def open(cls, url: str, token: str | None, home: Path, *,
@@ -121,7 +133,7 @@ class RemoteSupervisor:
         await self._http.aclose()
 
     async def refresh(self) -> None:
-        response = await self._http.get("/vms")
+        response = await self._request("GET", "/vms")
         raise_for_api_error(response)
         self._records = {r.id: r for r in map(record_from_api, response.json())}
 
@@ -131,6 +143,7 @@ class RemoteSupervisor:
             try:
                 async with self._http.stream("GET", "/events", timeout=None) as stream:
                     await self.refresh()
+                    self.reachable = True
                     kind = None
                     async for line in stream.aiter_lines():
                         if line.startswith("event: "):
@@ -140,6 +153,7 @@ class RemoteSupervisor:
                             self._apply(kind, json.loads(line[6:]))
             except (httpx.HTTPError, GlidexError) as exc:
                 log.info("event stream from %s dropped: %s", self.url, exc)
+            self.reachable = False
             await asyncio.sleep(1.0)
 
     def _apply(self, kind: str, payload: dict) -> None:
@@ -190,8 +204,11 @@ class RemoteSupervisor:
         bridge = self._bridges.get(record.id)
         if bridge is None or not bridge.alive:
             socket_path, log_path = self._bridge_paths(record.id)
-            with httpx.Client(base_url=self.url, headers=self._headers, timeout=5) as http:
-                tail = http.get(f"/vms/{record.id}/log", params={"tail_bytes": BRIDGE_TAIL})
+            try:
+                with httpx.Client(base_url=self.url, headers=self._headers, timeout=5) as http:
+                    tail = http.get(f"/vms/{record.id}/log", params={"tail_bytes": BRIDGE_TAIL})
+            except httpx.TransportError as exc:
+                raise ControlPlaneUnreachable(self.url, exc) from None
             raise_for_api_error(tail)
             ws_url = self.url.replace("http", "ws", 1) + f"/vms/{record.id}/console/ws"
             self._bridges[record.id] = ConsoleBridge(ws_url, self._headers, socket_path,
@@ -204,8 +221,14 @@ class RemoteSupervisor:
         return (folder / f"{short_id(vm_id)}.remote.sock",
                 folder / f"{short_id(vm_id)}.mirror.log")
 
+    async def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
+        try:
+            return await self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ControlPlaneUnreachable(self.url, exc) from None
+
     async def _call(self, method: str, path: str, **kwargs) -> VmRecord | None:
-        response = await self._http.request(method, path, **kwargs)
+        response = await self._request(method, path, **kwargs)
         raise_for_api_error(response)
         if response.status_code == 204:
             return None
