@@ -79,3 +79,13 @@ def standin_home(folder: Path) -> tuple[Path, Path, dict]:
     body = {"vcpu_count": 1, "mem_size_mib": 64, "kernel_image_path": str(kernel),
             "rootfs_path": str(rootfs), "hypervisor": "qemu"}
     return home, bin_dir, body
+
+
+def vm_body(body: dict, name: str, **extra) -> dict:
+    """The create body of stand-in VM ``name``, with a root disk of its own: the supervisor
+    refuses a disk another live VM has open."""
+    shared = Path(body["rootfs_path"])
+    rootfs = shared.with_name(f"{shared.stem}-{name}{shared.suffix}")
+    if not rootfs.exists():
+        rootfs.write_bytes(b"\0" * 4096)
+    return {**body, "name": name, "rootfs_path": str(rootfs), **extra}

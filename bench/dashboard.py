@@ -30,7 +30,7 @@ from bench.common import (
     sweep,
     wait_for,
 )
-from bench.controlplane import ControlPlane, standin_home
+from bench.controlplane import ControlPlane, standin_home, vm_body
 from bench.standin_vmm import pattern_block
 
 FLOOD_RATE = 5_000_000
@@ -128,11 +128,11 @@ def run(quick: bool) -> Section:
         cp = ControlPlane(home, standin_bin=bin_dir)
         try:
             vms = _start_vms(cp, [
-                {**body, "name": "echo"},
-                {**body, "name": "flood",
-                 "kernel_args": f"console=ttyS0 glidex_bench_flood={FLOOD_RATE}"},
-                {**body, "name": "big"},
-                {**body, "name": "small"},
+                vm_body(body, "echo"),
+                vm_body(body, "flood",
+                        kernel_args=f"console=ttyS0 glidex_bench_flood={FLOOD_RATE}"),
+                vm_body(body, "big"),
+                vm_body(body, "small"),
             ])
             _fill_log(Path(vms["big"]["log_path"]), BIG_LOG)
             _fill_log(Path(vms["small"]["log_path"]), 1 << 20)
@@ -206,14 +206,14 @@ def run(quick: bool) -> Section:
     try:
         cp = ControlPlane(idle_home, standin_bin=idle_bin)
         try:
-            vms = _start_vms(cp, [{**idle_body, "name": f"idle{i:02d}"} for i in range(20)])
+            vms = _start_vms(cp, [vm_body(idle_body, f"idle{i:02d}") for i in range(20)])
             _start(cp, [vm["id"] for vm in vms.values()])
         finally:
             cp.stop()
         stopped_home, _, stopped_body = standin_home(work / "idle-stopped")
         cp = ControlPlane(stopped_home, standin_bin=idle_bin)
         try:
-            _start_vms(cp, [{**stopped_body, "name": f"off{i:02d}"} for i in range(20)])
+            _start_vms(cp, [vm_body(stopped_body, f"off{i:02d}") for i in range(20)])
         finally:
             cp.stop()
         empty_home = work / "idle-empty" / "home"

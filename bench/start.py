@@ -35,7 +35,7 @@ from bench.common import (
     sweep,
     wait_for,
 )
-from bench.controlplane import ControlPlane, standin_home
+from bench.controlplane import ControlPlane, standin_home, vm_body
 from glidex_core.config import Paths, Settings
 from glidex_core.models import VmRecord
 from glidex_core.vmm.base import wait_for_socket
@@ -114,7 +114,7 @@ async def _sequential(planes: dict[str, ControlPlane], direct: DirectStarter, bo
     clients = {label: httpx.AsyncClient(base_url=cp.url, timeout=120)
                for label, cp in planes.items()}
     try:
-        vms = {label: (await client.post("/vms", json={"name": "seq", **body}))
+        vms = {label: (await client.post("/vms", json=vm_body(body, "seq")))
                .raise_for_status().json() for label, client in clients.items()}
         for i in range(n + 1):
             for label, client in clients.items():
@@ -148,7 +148,7 @@ async def _burst(cp: ControlPlane, direct: DirectStarter, body: dict) -> tuple[f
     async with httpx.AsyncClient(base_url=cp.url, timeout=300, limits=limits) as client:
         ids = []
         for i in range(BURST):
-            response = await client.post("/vms", json={"name": f"burst{i:03d}", **body})
+            response = await client.post("/vms", json=vm_body(body, f"burst{i:03d}"))
             ids.append(response.raise_for_status().json()["id"])
         begin = time.monotonic()
         responses = await asyncio.gather(*(client.post(f"/vms/{i}/start") for i in ids))

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 KEEPER_READY_TIMEOUT = 10.0
 BOOT_TIMEOUT = 30.0
 SIGNAL_GRACE = 3.0
+EXIT_AFTER_FAILURE = 0.5  # seconds to see whether a failed start was the VMM exiting
 
 
 class SupervisorBusyError(GlidexError):
@@ -103,13 +104,21 @@ def describe_exit(exit_code: int | None, exit_signal: int | None) -> str:
     return f"VMM exited with code {exit_code}"
 
 
-def _tail_text(path: Path, max_bytes: int = 2000) -> str:
+def _tail_text(path: Path, max_bytes: int = 2000, since: int = 0) -> str:
+    """The end of a log, from ``since`` on (what earlier runs wrote is not this run's story)."""
     try:
         with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - max_bytes))
+            f.seek(max(since, f.seek(0, os.SEEK_END) - max_bytes))
             return f.read().decode(errors="replace").strip()
     except OSError:
         return ""
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 class Supervisor:
@@ -279,19 +288,25 @@ class Supervisor:
             backend = self.backend(record)
             check_image_roots(record, self.settings)
             backend.check_files(record)
+            self._check_disk_not_in_use(record)
             self._remove_runtime_files(record)
             self.paths.exit_file(record.id).unlink(missing_ok=True)
+            vmm_log_start = _size(self.paths.vmm_log(record.id))
             try:
                 argv = await asyncio.to_thread(backend.command, record)
-                watch = await self._spawn_keeper(record, argv)
+                watch = await self._spawn_keeper(record, argv, vmm_log_start)
             except HypervisorError as exc:
                 self._settle(record, VmState.FAILED, str(exc))
                 raise
             failure = await self._boot(record, backend, watch)
             if failure:
+                # A VMM that exits while starting says why in its own log, and a socket error
+                # on our side ("Connection reset by peer") is only the echo of that exit.
+                vmm_exited = await _wait_event(watch.exited, EXIT_AFTER_FAILURE)
                 await self._force_end(record.id, watch)
-                detail = _tail_text(self.paths.vmm_log(record.id))
-                message = failure if not detail else f"{failure}: {detail}"
+                detail = _tail_text(self.paths.vmm_log(record.id), since=vmm_log_start)
+                message = (detail if vmm_exited else f"{failure}: {detail}") if detail \
+                    else failure
                 self._settle(record, VmState.FAILED, message)
                 raise HypervisorError(message)
             record.state = VmState.RUNNING
@@ -303,7 +318,21 @@ class Supervisor:
             self._launcher.refill()
             return record
 
-    async def _spawn_keeper(self, record: VmRecord, argv: list[str]) -> _Watch:
+    def _check_disk_not_in_use(self, record: VmRecord) -> None:
+        """Refuse a root disk that another live VM has open: two guests writing one file system
+        corrupt it (Firecracker does not lock it; QEMU fails with a write-lock error)."""
+        disk = os.path.realpath(record.rootfs_path)
+        for other in self._records.values():
+            if other.id != record.id and other.is_live \
+                    and os.path.realpath(other.rootfs_path) == disk:
+                copy = Path(disk).with_name(f"{Path(disk).stem}-{record.name}{Path(disk).suffix}")
+                raise ConflictError(
+                    f"rootfs {record.rootfs_path} is in use by VM {other.name!r} "
+                    f"({other.state}): two VMs writing one disk corrupt it; give {record.name!r} "
+                    f"a copy of its own (cp {disk} {copy}) and create it with that rootfs_path")
+
+    async def _spawn_keeper(self, record: VmRecord, argv: list[str],
+                            vmm_log_start: int = 0) -> _Watch:
         spec = KeeperSpec(
             vm_id=record.id,
             argv=argv,
@@ -335,7 +364,8 @@ class Supervisor:
         info = _read_json(self.paths.keeper_pid_file(record.id)) or {}
         watch = self._watch(record.id, info)
         if watch is None:  # the VMM was gone before we could even look
-            raise HypervisorError(_tail_text(self.paths.vmm_log(record.id)) or "VMM exited")
+            raise HypervisorError(_tail_text(self.paths.vmm_log(record.id), since=vmm_log_start)
+                                  or "VMM exited")
         return watch
 
     async def _boot(self, record: VmRecord, backend: VmmBackend, watch: _Watch) -> str | None:

@@ -7,13 +7,23 @@ through :meth:`VmActions._run`, which turns a failure into exactly one notificat
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from glidex_core.config import default_hypervisor
-from glidex_core.models import GlidexError, NotFoundError, VmRecord, VmSpec, VmState
+from glidex_core.models import (
+    GlidexError,
+    NotFoundError,
+    ValidationError,
+    VmRecord,
+    VmSpec,
+    VmState,
+)
 from glidex_core.policy import max_mem_mib
 from glidex_tui.commands import CommandError, parse_command_line
+from glidex_tui.disk_copies import copy_path, make_copy, sample_in_use
 from glidex_tui.screens.confirm import ConfirmScreen
 from glidex_tui.screens.create_form import CreateVmScreen, FormDefaults
 from glidex_tui.widgets.filter_input import FilterInput
@@ -116,21 +126,49 @@ class VmActions:
     def action_create(self: GlidexApp) -> None:
         if self.supervisor is None:
             return
-        paths, names = self.supervisor.paths, {r.name for r in self.supervisor.list()}
+        records = self.supervisor.list()
+        paths, names = self.supervisor.paths, {r.name for r in records}
         suggestion = next(f"vm{i}" for i in range(1, len(names) + 2) if f"vm{i}" not in names)
+        sample = self._sample_to_copy(records)
         defaults = FormDefaults(
             name=suggestion,
             kernel_image_path=str(paths.default_kernel),
-            rootfs_path=str(paths.default_rootfs),
+            rootfs_path=str(copy_path(sample, suggestion) if sample else paths.default_rootfs),
+            copy_sample_rootfs=sample,
             hypervisor=default_hypervisor(self.supervisor.settings),
             max_mem_mib=max_mem_mib(self.supervisor.settings),
             taken_names=frozenset(names),
         )
         self.push_screen(CreateVmScreen(defaults), self._create_from_form)
 
+    def _sample_to_copy(self: GlidexApp, records: list[VmRecord]) -> Path | None:
+        """The sample rootfs, if a VM has it already and this dashboard can copy it (not when
+        the control plane is on another host: its disks are there)."""
+        sample = self.supervisor.paths.default_rootfs
+        if self.url or not sample.exists() or not sample_in_use(sample, records):
+            return None
+        return sample
+
     def _create_from_form(self: GlidexApp, spec: VmSpec | None) -> None:
-        if spec is not None:
+        if spec is None:
+            return
+        sample = self._sample_to_copy(self.supervisor.list())
+        if sample is None or spec.rootfs_path != str(copy_path(sample, spec.name)) \
+                or Path(spec.rootfs_path).exists():
             self.run_worker(self._run("create", self.supervisor.create(spec)))
+            return
+
+        async def copy_then_create() -> VmRecord | None:
+            try:
+                await asyncio.to_thread(make_copy, sample, Path(spec.rootfs_path))
+            except OSError as exc:
+                raise ValidationError("rootfs_path", f"could not copy {sample} to "
+                                      f"{spec.rootfs_path}: {exc.strerror or exc}") from None
+            self.notify(f"{spec.name}: root disk copied from {sample} to {spec.rootfs_path}",
+                        timeout=5)
+            return await self.supervisor.create(spec)
+
+        self.run_worker(self._run("create", copy_then_create()))
 
     def action_delete(self: GlidexApp) -> None:
         if record := self._selected():

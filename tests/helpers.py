@@ -98,8 +98,9 @@ def guest_spec(sample: Path, workdir: Path, name: str, **extra) -> VmSpec:
 
 
 def standin_spec(workdir: Path, name: str, behaviour: str = "", **extra) -> VmSpec:
-    """A VM for the QEMU stand-in: placeholder image files, behaviour in the kernel args."""
-    kernel, rootfs = workdir / "standin-kernel", workdir / "standin-rootfs"
+    """A VM for the QEMU stand-in: placeholder image files (a root disk of its own, as two live
+    VMs may not share one), behaviour in the kernel args."""
+    kernel, rootfs = workdir / "standin-kernel", workdir / f"standin-rootfs-{name}"
     kernel.touch()
     rootfs.touch()
     return VmSpec(name=name, kernel_image_path=str(kernel), rootfs_path=str(rootfs),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,6 +15,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from glidex_core.config import HYPERVISORS
 from glidex_core.models import DEFAULT_MEM_MIB, DEFAULT_VCPUS, VmSpec
+from glidex_tui.disk_copies import copy_path
 
 
 @dataclass
@@ -24,6 +26,9 @@ class FormDefaults:
     hypervisor: str
     max_mem_mib: int
     taken_names: frozenset[str] = frozenset()
+    # Set when the sample rootfs belongs to a VM already: the form proposes a copy of it per
+    # VM (see disk_copies.py), following the name typed until the rootfs field is edited.
+    copy_sample_rootfs: Path | None = None
 
 
 TEXT_FIELDS = (
@@ -46,6 +51,7 @@ class CreateVmScreen(ModalScreen[VmSpec | None]):
     def __init__(self, defaults: FormDefaults) -> None:
         super().__init__()
         self.defaults = defaults
+        self._proposed_copy = defaults.rootfs_path if defaults.copy_sample_rootfs else None
 
     def compose(self) -> ComposeResult:
         values = {
@@ -63,6 +69,8 @@ class CreateVmScreen(ModalScreen[VmSpec | None]):
                 yield Input(value=values[key], id=key,
                             type="integer" if key in INT_FIELDS else "text")
                 yield Label("", id=f"{key}-error", classes="field-error")
+                if key == "rootfs_path":
+                    yield Label("", id="rootfs-note", classes="field-note")
             yield Label("Hypervisor")
             yield Select([(h, h) for h in HYPERVISORS], value=self.defaults.hypervisor,
                          allow_blank=False, id="hypervisor")
@@ -74,6 +82,7 @@ class CreateVmScreen(ModalScreen[VmSpec | None]):
     def on_mount(self) -> None:
         self.query_one("#dialog").can_focus = False  # typing starts in the first field
         self.query_one("#name", Input).focus()
+        self._show_copy_note()
 
     def _spec(self) -> tuple[VmSpec, dict[str, str]]:
         """The spec as typed, and what is wrong with it, field by field."""
@@ -115,7 +124,23 @@ class CreateVmScreen(ModalScreen[VmSpec | None]):
             if missing else "")
 
     def on_input_changed(self, event: Input.Changed) -> None:
+        sample = self.defaults.copy_sample_rootfs
+        if sample is not None and event.input.id == "name":
+            rootfs = self.query_one("#rootfs_path", Input)
+            if rootfs.value == self._proposed_copy:  # not edited by hand: follow the name
+                self._proposed_copy = str(copy_path(sample, event.value.strip() or "vm"))
+                rootfs.value = self._proposed_copy
+        self._show_copy_note()
         self.validate_all()
+
+    def _show_copy_note(self) -> None:
+        sample = self.defaults.copy_sample_rootfs
+        rootfs = self.query_one("#rootfs_path", Input).value.strip()
+        copying = sample is not None and rootfs == self._proposed_copy \
+            and not Path(rootfs).exists()
+        self.query_one("#rootfs-note", Label).update(
+            f"the sample {sample} belongs to another VM: this VM gets a copy of it of its own, "
+            "made on create" if copying else "")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.action_submit()
@@ -129,6 +154,3 @@ class CreateVmScreen(ModalScreen[VmSpec | None]):
     def action_submit(self) -> None:
         if self.validate_all():
             self.dismiss(self._spec()[0])
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

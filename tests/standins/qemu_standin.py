@@ -15,6 +15,8 @@ Behaviour is chosen with ``standin.*`` words in the kernel command line (``-appe
   standin.noread         never read the console (stdin)
   standin.qmp_hang       accept QMP connections but never answer
   standin.no_powerdown   ignore system_powerdown
+  standin.fail_start=W   exit 1 at once, saying "qemu-system-x86_64: W" on stderr (as QEMU does
+                         when it cannot open a disk), before any QMP socket exists
 Otherwise it prints "standin ready" and a "/ # " prompt and echoes what it reads, answering
 "echo <text>" lines with <text>.
 """
@@ -170,6 +172,9 @@ class StandinVmm:
 
 def main() -> None:
     qmp_path, options = parse(sys.argv[1:])
+    if "fail_start" in options:
+        sys.stderr.write(f"qemu-system-x86_64: {options['fail_start']}\n")
+        sys.exit(1)
     StandinVmm(qmp_path, options).run()
 
 
