@@ -11,7 +11,7 @@ from textual.app import App
 from glidex_core.models import VmState
 from glidex_tui.app import GlidexApp
 from glidex_tui.metrics import VmmMetrics, verified_vmm_pid
-from glidex_tui.widgets.details import console_tail_lines
+from glidex_tui.widgets.details import console_tail_lines, cpu_bars
 from glidex_tui.widgets.filter_input import FilterInput
 from glidex_tui.widgets.vm_table import VmTable, format_table_uptime
 from tests.test_dashboard_helpers import standin_vms, type_text, wait_until
@@ -146,6 +146,8 @@ async def test_details_panel_shows_config_process_usage_and_console(home, qemu_s
             assert "standin ready" in text  # the last console lines
             sparkline = app.query_one("#details-cpu")
             await wait_until(pilot, lambda: len(sparkline.data or []) >= 2, what="CPU history")
+            bars = str(sparkline.render())
+            assert len(bars) >= 2 and set(bars) <= set("▁▂▃▄▅▆▇█")
 
             await pilot.press("x")
             await wait_until(pilot, lambda: app.supervisor.get("web").state == VmState.STOPPED)
@@ -201,6 +203,14 @@ async def test_transitions_and_crashes_are_notified(home, qemu_standin):
             await pilot.press("down", "s")  # db: starts, then its VMM dies of SIGSEGV
             await wait_until(pilot, lambda: said("db: crashed", "error"), what="crash notice")
             assert said("SIGSEGV", "error")
+
+
+def test_cpu_bars_are_on_an_absolute_scale():
+    """An idle VMM is a flat low line, not full bars scaled to its own 0-1% range."""
+    assert cpu_bars([0, 1, 0.5, 1], 10) == "▁▁▁▁"
+    assert cpu_bars([0, 50, 100], 10) == "▁▅█"
+    assert cpu_bars([100, 200], 10) == "▅█"  # over one core: scaled to the peak
+    assert cpu_bars([float(i) for i in range(30)], 5) == "▃▃▃▃▃"  # the last 5 samples only
 
 
 def test_table_uptime_is_to_the_minute():

@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import Sparkline, Static
+from textual.widgets import Static
 
 from glidex_core.models import VmRecord, VmState
 from glidex_core.supervisor import describe_exit
@@ -99,13 +99,38 @@ def describe_usage(record: VmRecord, stats: VmmStats | None) -> str:
     return f"CPU  [b]{stats.cpu_percent:5.1f}%[/b]   RSS  [b]{format_bytes(stats.rss_bytes)}[/b]"
 
 
+BARS = "▁▂▃▄▅▆▇█"  # idle is a flat line of the lowest bar
+
+
+def cpu_bars(history: list[float], width: int) -> str:
+    """The last ``width`` CPU samples as bars on an absolute scale: 0 to 100% of a core (more
+    if the VMM used more). Textual's Sparkline scales to the data's own range, which drew an
+    idle VM at 0-1% as full bars (found by a new user)."""
+    samples = history[-width:] if width > 0 else []
+    top = max(100.0, *samples) if samples else 100.0
+    return "".join(BARS[min(len(BARS) - 1, round(v / top * (len(BARS) - 1)))]
+                   for v in samples)
+
+
+class CpuSparkline(Static):
+    """Recent CPU of the VMM, one bar per second."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self.data: list[float] = []
+
+    def show(self, history: list[float]) -> None:
+        self.data = history
+        self.update(cpu_bars(history, self.content_size.width or 40))
+
+
 class VmDetails(VerticalScroll, can_focus=False):
     """Shows one VM: its record, live usage with a CPU sparkline, and its last console lines."""
 
     def compose(self) -> ComposeResult:
         yield Static("", id="details-info")
         yield Static("", id="details-usage")
-        yield Sparkline([], id="details-cpu")
+        yield CpuSparkline(id="details-cpu")
         yield Static("", id="details-console")
 
     def show(self, record: VmRecord | None, *, log_path: Path | None = None,
@@ -115,18 +140,18 @@ class VmDetails(VerticalScroll, can_focus=False):
         is read."""
         info = self.query_one("#details-info", Static)
         usage = self.query_one("#details-usage", Static)
-        sparkline = self.query_one("#details-cpu", Sparkline)
+        sparkline = self.query_one("#details-cpu", CpuSparkline)
         console = self.query_one("#details-console", Static)
         if record is None:
             info.update(empty_hint or "No VM selected.")
             usage.update("")
-            sparkline.data = []
+            sparkline.show([])
             sparkline.display = False
             console.update("")
             return
         info.update(describe_record(record, log_path or Path("-"), now))
         usage.update(describe_usage(record, stats))
-        sparkline.data = list(stats.cpu_history) if stats is not None else []
+        sparkline.show(list(stats.cpu_history) if stats is not None else [])
         sparkline.display = stats is not None
         tail = console_tail_lines(console_source) if console_source else []
         if tail:
