@@ -106,5 +106,5 @@ async def require_json(request: Request) -> None:
 
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
-        sent = content_type or "no content type"
-        raise HTTPException(415, f"send the body as application/json, not {sent}")
+        sent = f"not {content_type}" if content_type else "with a Content-Type header"
+        raise HTTPException(415, f"send the body as application/json, {sent}")
