@@ -240,6 +240,11 @@ class GlidexApp(VmActions, WorkspaceActions, App[None]):
 
         self.update_settings(remember)
 
+    def notify(self, message: str, *, markup: bool = False, **kwargs: Any) -> None:
+        """Plain text unless asked: messages carry paths, names and the VMM's words, and a
+        ``[/x]`` in them is not markup (it crashed the app, found by a new user)."""
+        super().notify(message, markup=markup, **kwargs)
+
     # -- the table, details and status line ------------------------------------------------
     @property
     def table(self) -> VmTable:

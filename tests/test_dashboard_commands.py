@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 from textual.binding import Binding
 from textual.command import CommandPalette
+from textual.widgets import Input
 
 from glidex_core.models import VmState
 from glidex_tui.app import MOVEMENT_ACTIONS, TEXTUAL_APP_KEYS, GlidexApp
 from glidex_tui.commands import COMMANDS, CommandError, parse_command_line
 from glidex_tui.keymap import available_prefix_commands
 from glidex_tui.screens.confirm import ConfirmScreen
+from glidex_tui.screens.create_form import CreateVmScreen
 from glidex_tui.screens.help import HelpScreen, help_sections, help_text
 from glidex_tui.screens.prompt import PromptScreen
 from glidex_tui.widgets.console_pane import ConsolePane
@@ -183,3 +185,20 @@ async def test_command_completion_suggests_commands_and_names(home, qemu_standin
             await pilot.press("right", "enter")
             await wait_until(pilot, lambda: app.supervisor.get("web").id not in app.area.panes
                              and any("start it" in n.message for n in app._notifications))
+
+
+async def test_text_that_looks_like_markup_is_shown_as_typed_not_parsed(home):
+    """Found by a new user: "[/x]" in a message (a path in QEMU's error, a typed name) was
+    parsed as a closing tag and the dashboard died with a MarkupError."""
+    app = GlidexApp(home=home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await command(pilot, app, "connect [/x]")
+        await wait_until(pilot, lambda: any("No VM named '[/x]'" in n.message
+                                            for n in app._notifications), what="the notice")
+        await pilot.pause(0.3)  # rendered
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, CreateVmScreen), what="form")
+        app.screen.query_one("#name", Input).value = "x[/y]"
+        await pilot.pause(0.3)
+        assert "not a valid name" in str(app.screen.query_one("#name-error").render())
+        assert app.is_running

@@ -68,13 +68,14 @@ class CreateVmScreen(ModalScreen[VmSpec | None]):
                 yield Label(label)
                 yield Input(value=values[key], id=key,
                             type="integer" if key in INT_FIELDS else "text")
-                yield Label("", id=f"{key}-error", classes="field-error")
+                # markup=False: errors quote what was typed, and "x[/y]" is not markup
+                yield Label("", id=f"{key}-error", classes="field-error", markup=False)
                 if key == "rootfs_path":
-                    yield Label("", id="rootfs-note", classes="field-note")
+                    yield Label("", id="rootfs-note", classes="field-note", markup=False)
             yield Label("Hypervisor")
             yield Select([(h, h) for h in HYPERVISORS], value=self.defaults.hypervisor,
                          allow_blank=False, id="hypervisor")
-            yield Label("", id="hypervisor-note", classes="field-error")
+            yield Label("", id="hypervisor-note", classes="field-error", markup=False)
             with Horizontal(id="buttons"):
                 yield Button("Create", variant="primary", id="create")
                 yield Button("Cancel", id="cancel")
