@@ -73,6 +73,9 @@ log = logging.getLogger(__name__)
 READ_CHUNK = 65536
 FEED_SLICE = 2048  # bytes per pyte call (~3 ms)
 FRAME = 1 / 60
+FLOOD_FRAME = 1 / 15  # a pane being fast-forwarded (a flood nobody can read) paints this often,
+# unless focused: a full-pane repaint at 60 Hz took most of the loop from the other panes
+FLOOD_MEMORY = 1.0  # seconds after its last fast-forward that a pane still counts as flooded
 FEED_BUDGET = 0.004  # seconds of parsing per frame, for all panes together: the rest of each
 # frame is for keys and painting, even while a guest floods its console
 
@@ -311,6 +314,7 @@ class ConsolePane(ScrollView, can_focus=True, inherit_bindings=False):
         self._dirty_rows: set[int] = set()
         self._frame_scheduled = False
         self._last_paint = 0.0
+        self._flooded_at = -FLOOD_MEMORY  # when output was last fast-forwarded
         self._strips: dict[int, Strip] = {}
         self._shown = False
         self._render_errors = 0
@@ -628,6 +632,7 @@ class ConsolePane(ScrollView, can_focus=True, inherit_bindings=False):
             if cut:
                 skipped = bytes(pending[:cut])
                 del pending[:cut]
+                self._flooded_at = time.monotonic()
                 self._mark_dirty(self.emulator.fast_forward(skipped))
         if self._pending_event is not None:
             self._pending_event.set()
@@ -648,6 +653,10 @@ class ConsolePane(ScrollView, can_focus=True, inherit_bindings=False):
                     _FRAME_BUDGET.frame, _FRAME_BUDGET.used = frame, 0.0
                 started = clock()
                 deadline = started + FEED_BUDGET - _FRAME_BUDGET.used
+                if len(self._pending) <= FEED_SLICE:
+                    # A keystroke's echo, a prompt: a fraction of a millisecond, never made to
+                    # wait behind a flooding pane that took this frame's budget first.
+                    self._feed_slice()
                 while self._pending and clock() < deadline:
                     self._feed_slice()
                 _FRAME_BUDGET.used += clock() - started
@@ -936,7 +945,9 @@ class ConsolePane(ScrollView, can_focus=True, inherit_bindings=False):
             self._frame_scheduled = True
             # Paint on the leading edge: at once if the last frame is a frame old, else at the
             # next frame (waiting a whole frame every time was most of an idle echo's latency).
-            delay = self._last_paint + FRAME - time.monotonic()
+            now = time.monotonic()
+            flooded = now - self._flooded_at < FLOOD_MEMORY and not self.has_focus
+            delay = self._last_paint + (FLOOD_FRAME if flooded else FRAME) - now
             if delay > 0.001:
                 self.set_timer(delay, self._paint)
             else:
