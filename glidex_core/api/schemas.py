@@ -3,6 +3,7 @@ so a typo in a script fails loudly instead of being silently ignored."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -115,4 +116,11 @@ class ErrorResponse(BaseModel):
 def iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
+    return _iso(timestamp)
+
+
+@functools.lru_cache(maxsize=16384)
+def _iso(timestamp: float) -> str:
+    """Cached: a record's timestamps rarely change, and ``GET /vms`` formats four per VM
+    (a third of its time with 1000 VMs)."""
     return datetime.fromtimestamp(timestamp, UTC).isoformat()
