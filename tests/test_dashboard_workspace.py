@@ -263,6 +263,11 @@ async def test_layout_is_saved_in_config_toml_and_restored(home, qemu_standin):
                 pane = pane_of(app, name)
                 await wait_until(pilot, lambda pane=pane: "/ #" in pane_text(pane))
             await app.supervisor.stop(app.supervisor.get("db").id, force=True)
+            # A restored pane is active: pane commands from the table act on it at once
+            # (found by a new user: "No console pane open" until Tab was pressed).
+            assert app.area.active == app.supervisor.get("web").id
+            await pilot.press("ctrl+backslash", "x")
+            await wait_until(pilot, lambda: len(app.area.panes) == 2, what="closed pane")
             await pilot.press("ctrl+right_square_bracket", "q")
 
         app = GlidexApp(home=home)  # db is not running: restored without it, and told so

@@ -100,6 +100,9 @@ class ConsoleArea(Widget, can_focus=False):
             pane = ConsolePane(console.console_socket_path, console.log_path, title=name)
             self.panes[vm_id] = PaneInfo(vm_id, name, pane)
             self.mount(pane)
+        # The first restored pane is the active one, as a newly opened pane would be, so pane
+        # commands from the table (:close, prefix x) act on it (found by a new user).
+        self.active = next(iter(tree.leaf_keys()), None)
         self.relayout()
         self.post_message(self.Changed())
 
