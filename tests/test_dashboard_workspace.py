@@ -6,6 +6,7 @@ from __future__ import annotations
 import tomllib
 
 from glidex_core.models import VmState
+from glidex_core.supervisor import Supervisor
 from glidex_tui.app import GlidexApp
 from glidex_tui.screens.picker import PickVmScreen
 from glidex_tui.widgets.console_area import ConsoleArea
@@ -296,3 +297,27 @@ async def test_stty_tells_the_guest_the_whole_pane(home, qemu_standin):
             columns, rows = web.content_size
             assert f"stty rows {rows} cols {columns}" in pane_text(web), (pane_text(web),
                                                                           web.content_size)
+            assert (web.emulator.columns, web.emulator.lines) == (columns, rows)
+            await pilot.press("ctrl+right_square_bracket", "q")
+
+        # Found by a new user: a restarted dashboard went back to 80x24 while the guest still
+        # believed the size it was told, so every line wrapped at column 80.
+        app = GlidexApp(home=home)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await open_panes(pilot, app, ["web"])
+            web = pane_of(app, "web")
+            assert (web.emulator.columns, web.emulator.lines) == (columns, rows)
+            await pilot.press("q")
+
+        # Once the VM has started again (a new keeper, a new boot), the note no longer holds.
+        supervisor = await Supervisor.open(home)
+        try:
+            await supervisor.restart("web")
+        finally:
+            await supervisor.close()
+        app = GlidexApp(home=home)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await open_panes(pilot, app, ["web"])
+            web = pane_of(app, "web")
+            assert (web.emulator.columns, web.emulator.lines) == (80, 24)
+            await pilot.press("q")

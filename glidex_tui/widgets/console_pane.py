@@ -62,6 +62,7 @@ from textual.strip import Strip
 from textual.timer import Timer
 from textual.worker import get_current_worker
 
+from glidex_tui.terminal import guest_size
 from glidex_tui.terminal.emulator import TerminalEmulator, plan_fast_forward
 from glidex_tui.terminal.history import ConsoleLog, LineIndex, SearchPattern, scan_backwards, search
 from glidex_tui.terminal.keys import key_to_bytes, paste_to_bytes
@@ -529,6 +530,7 @@ class ConsolePane(ScrollView, can_focus=True, inherit_bindings=False):
             return
         columns, lines = self._pane_size()
         self.resize_guest(columns, lines)
+        guest_size.remember(self.log_path, self.console_socket, columns, lines)
 
     def action_stty(self) -> None:
         """Alias of :meth:`action_stty_size`."""
@@ -578,6 +580,8 @@ class ConsolePane(ScrollView, can_focus=True, inherit_bindings=False):
             reader, writer = await asyncio.open_unix_connection(str(self.console_socket))
         except OSError as exc:
             reason = f"cannot connect to {self.console_socket}: {exc.strerror or exc}"
+        if reader is not None and (told := guest_size.recall(self.log_path, self.console_socket)):
+            self.resize_guest(*told)  # the size the guest believes (stty, earlier)
         self._log = await asyncio.to_thread(ConsoleLog, self.log_path)
         size_at_connect = self._log.size
         tail, tail_end = await asyncio.to_thread(read_console_tail, self._log, self.tail_bytes)
