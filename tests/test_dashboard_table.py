@@ -63,10 +63,10 @@ async def test_sort_by_column_keys_and_shift_o(home, qemu_standin):
             assert names_in_table(table) == NAMES  # creation order
             await pilot.press("1")
             assert names_in_table(table) == ["cache", "db", "queue", "web"]
-            assert str(table.columns["name"].label) == "Name ▲"
+            assert str(table.columns["name"].label) == "Name▲"
             await pilot.press("1")
             assert names_in_table(table) == ["web", "queue", "db", "cache"]
-            assert str(table.columns["name"].label) == "Name ▼"
+            assert str(table.columns["name"].label) == "Name▼"
             await pilot.press("O")  # the next column: state (running first)
             assert table.sort_column == "state" and names_in_table(table)[0] == "db"
             assert str(table.columns["name"].label) == "Name"
@@ -76,6 +76,12 @@ async def test_sort_by_column_keys_and_shift_o(home, qemu_standin):
             table.move_cursor(row=names_in_table(table).index("queue"))
             await pilot.press("1")
             assert str(table.get_row_at(table.cursor_row)[1]) == "queue"
+            for number, key in enumerate(("name", "state", "hypervisor", "vcpus", "memory",
+                                          "uptime"), start=1):  # every arrow fits in every column
+                await pilot.press(str(number))
+                column = table.columns[key]
+                width = column.content_width if column.auto_width else column.width
+                assert column.label.cell_len <= width, (key, str(column.label), width)
 
 
 async def test_a_hides_and_shows_stopped_vms(home, qemu_standin):

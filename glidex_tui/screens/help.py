@@ -98,9 +98,15 @@ def help_sections(app: App) -> list[HelpSection]:
         HelpSection(f"After the prefix {PREFIX_KEY_DISPLAY} (in a console or the table)",
                     prefix_rows),
         HelpSection("Commands (type : then a command, Enter runs it)",
-                    [(f":{c.usage}", c.help + (f"  (also :{', :'.join(c.aliases)})"
-                                               if c.aliases else "")) for c in COMMANDS]),
+                    [(f":{c.usage}", c.help + _also(c)) for c in COMMANDS]),
     ]
+
+
+def _also(command) -> str:
+    """The other names of a command, without the one its usage already shows (``:q``)."""
+    shown = command.usage.split()[0]
+    others = [alias for alias in command.aliases if alias != shown]
+    return f"  (also :{', :'.join(others)})" if others else ""
 
 
 def help_text(sections: list[HelpSection]) -> str:

@@ -27,7 +27,7 @@ COLUMNS = (
     ("name", "Name", None),
     ("state", "State", 8),
     ("hypervisor", "Hypervisor", 11),
-    ("vcpus", "vCPU", 4),
+    ("vcpus", "vCPU", 5),  # room for the sort arrow
     ("memory", "Memory", 10),
     ("uptime", "Uptime", 8),
 )
@@ -285,9 +285,12 @@ class VmTable(DataTable):
     def _update_headers(self) -> None:
         for key, label, _ in COLUMNS:
             arrow = ""
-            if key == self.sort_column:
-                arrow = " ▼" if self.sort_reverse else " ▲"
-            self.columns[key].label = Text(label + arrow)  # type: ignore[index]
+            if key == self.sort_column:  # no space before it: it fits in every column's width
+                arrow = "▼" if self.sort_reverse else "▲"
+            column = self.columns[key]  # type: ignore[index]
+            column.label = Text(label + arrow)
+            if column.auto_width:  # the name column: widen for the arrow
+                column.content_width = max(column.content_width, column.label.cell_len)
 
     @property
     def selected_id(self) -> str | None:
