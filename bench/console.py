@@ -41,16 +41,10 @@ from bench.common import (
 )
 from bench.standin_vmm import pattern_stream
 from glidex_core.console.keeper import KeeperSpec
+from glidex_core.console.launcher import keeper_env  # the supervisor's, exactly
 
 CLIENT_COUNTS = (0, 1, 4, 16)
 KEEPER_FLAGS = ("-S",)  # how the supervisor starts a keeper (glidex_core/supervisor.py)
-
-
-def keeper_env() -> dict[str, str]:
-    """The environment the supervisor gives a keeper (package root on PYTHONPATH)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_DIR), env.get("PYTHONPATH")]))
-    return env
 
 
 def emit_argv(folder: Path, nbytes: int, rate: float = 0) -> list[str]:

@@ -139,3 +139,27 @@ async def test_the_vmm_gets_the_environment_of_the_start_not_of_the_spare(
         await supervisor.stop(record.id, force=True)
     finally:
         await supervisor.close()
+
+
+async def test_keepers_tune_their_malloc_but_their_vmms_get_the_callers_environment(
+        home, tmp_path, monkeypatch, qemu_standin):
+    """The keeper's GLIBC_TUNABLES (a fixed mmap threshold: burst buffers are given back) is
+    the keeper's own: a VMM sees GLIBC_TUNABLES as the supervisor had it."""
+    for theirs in (None, "glibc.malloc.arena_max=2"):
+        if theirs is None:
+            monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+        else:
+            monkeypatch.setenv("GLIBC_TUNABLES", theirs)
+        supervisor = await Supervisor.open(home)  # its spare starts with this environment
+        try:
+            name = "tuned" if theirs is None else "tuned-too"
+            record = await supervisor.start((await supervisor.create(
+                standin_spec(tmp_path, name))).id)
+            keeper = psutil.Process(record.keeper_pid).environ()
+            vmm = psutil.Process(record.vmm_pid).environ()
+            assert "glibc.malloc.mmap_threshold=131072" in keeper["GLIBC_TUNABLES"]
+            assert vmm.get("GLIBC_TUNABLES") == theirs
+            assert "GLIDEX_VMM_GLIBC_TUNABLES" not in vmm
+            await supervisor.stop(record.id, force=True)
+        finally:
+            await supervisor.close()

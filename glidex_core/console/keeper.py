@@ -87,6 +87,18 @@ def _make_raw(fd: int) -> None:
     termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
+def _give_back_vmm_tunables() -> None:
+    """The VMM gets the GLIBC_TUNABLES its supervisor had, not the keeper's malloc tuning
+    (launcher.py sets both; the names are repeated here to keep this module stdlib-only)."""
+    theirs = os.environ.pop("GLIDEX_VMM_GLIBC_TUNABLES", None)
+    if theirs is None:
+        return  # not started by the launcher: nothing was added
+    if theirs:
+        os.environ["GLIBC_TUNABLES"] = theirs
+    else:
+        os.environ.pop("GLIBC_TUNABLES", None)
+
+
 def _spawn_vmm(spec: KeeperSpec) -> tuple[int, int]:
     """Fork the VMM with the PTY slave as its stdio and controlling terminal."""
     pid, master = pty.fork()
@@ -98,6 +110,7 @@ def _spawn_vmm(spec: KeeperSpec) -> tuple[int, int]:
             if spec.cwd:
                 os.chdir(spec.cwd)
             signal.signal(signal.SIGHUP, signal.SIG_DFL)
+            _give_back_vmm_tunables()
             os.execvp(spec.argv[0], spec.argv)
         except BaseException as exc:  # noqa: BLE001 - report anything and leave the fork
             os.write(2, f"glidex keeper: cannot start {spec.argv[0]}: {exc}\n".encode())

@@ -25,11 +25,25 @@ from glidex_core.console.keeper import KeeperSpec
 SPARE_FLAG = "--spare"
 
 
+# glibc raises its mmap threshold to the size of each large block freed, so after a burst to
+# many clients the keeper's per-client buffers came from the heap and their high-water mark
+# stayed resident (bench figure 2.4). A fixed threshold keeps blocks over 128 KiB mmapped, and
+# returned to the system as soon as a buffer drains.
+KEEPER_TUNABLE = "glibc.malloc.mmap_threshold=131072"
+VMM_TUNABLES = "GLIDEX_VMM_GLIBC_TUNABLES"  # the keeper gives its VMM this GLIBC_TUNABLES back
+
+
 def keeper_env() -> dict[str, str]:
-    """The environment of a keeper: ours, with glidex_core importable under ``python -S``."""
+    """The environment of a keeper: ours, with glidex_core importable under ``python -S``
+    and the keeper's malloc tuning (which its VMM does not inherit, see keeper.py)."""
     env = dict(os.environ)
     package_root = str(Path(__file__).resolve().parent.parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    theirs = env.get("GLIBC_TUNABLES", "")
+    env[VMM_TUNABLES] = theirs
+    # Ours first: glibc 2.36 rewrites the variable as it parses it, and a tunable after
+    # another one can be lost in that copy.
+    env["GLIBC_TUNABLES"] = ":".join(filter(None, [KEEPER_TUNABLE, theirs]))
     return env
 
 
