@@ -1,9 +1,10 @@
-"""Own copies of the sample root disk for the second and later VMs made from the form.
+"""Own copies of the sample root disk for the VMs made from the form.
 
 Two live VMs may not share a writable root disk (the supervisor refuses it: one guest's writes
-would corrupt the other's file system). Accepting the form's defaults twice is what a new user
-does, so when the sample rootfs already belongs to a VM, the form proposes
-``~/.glidex/rootfs-<name>.ext4`` instead and the dashboard copies the sample there on create.
+would corrupt the other's file system), and accepting the form's defaults twice is what a new
+user does. So the form proposes ``~/.glidex/rootfs-<name>.ext4`` and the dashboard copies the
+sample there on create; the sample itself is never booted, so it is never copied while a guest
+has it mounted.
 """
 
 from __future__ import annotations
@@ -11,16 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-
-from glidex_core.models import VmRecord
-
-
-def same_file(a: str | Path, b: str | Path) -> bool:
-    return os.path.realpath(a) == os.path.realpath(b)
-
-
-def sample_in_use(sample: Path, records: list[VmRecord]) -> bool:
-    return any(same_file(r.rootfs_path, sample) for r in records)
 
 
 def copy_path(sample: Path, vm_name: str) -> Path:

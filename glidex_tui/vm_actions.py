@@ -23,7 +23,7 @@ from glidex_core.models import (
 )
 from glidex_core.policy import max_mem_mib
 from glidex_tui.commands import CommandError, parse_command_line
-from glidex_tui.disk_copies import copy_path, make_copy, sample_in_use
+from glidex_tui.disk_copies import copy_path, make_copy
 from glidex_tui.screens.confirm import ConfirmScreen
 from glidex_tui.screens.create_form import CreateVmScreen, FormDefaults
 from glidex_tui.widgets.filter_input import FilterInput
@@ -129,7 +129,7 @@ class VmActions:
         records = self.supervisor.list()
         paths, names = self.supervisor.paths, {r.name for r in records}
         suggestion = next(f"vm{i}" for i in range(1, len(names) + 2) if f"vm{i}" not in names)
-        sample = self._sample_to_copy(records)
+        sample = self._sample_to_copy()
         defaults = FormDefaults(
             name=suggestion,
             kernel_image_path=str(paths.default_kernel),
@@ -141,18 +141,18 @@ class VmActions:
         )
         self.push_screen(CreateVmScreen(defaults), self._create_from_form)
 
-    def _sample_to_copy(self: GlidexApp, records: list[VmRecord]) -> Path | None:
-        """The sample rootfs, if a VM has it already and this dashboard can copy it (not when
-        the control plane is on another host: its disks are there)."""
+    def _sample_to_copy(self: GlidexApp) -> Path | None:
+        """The sample rootfs, if this dashboard can copy it (not when the control plane is on
+        another host: its disks are there). Every VM made from the form boots a copy: two
+        running VMs cannot share a disk, and a copy of a disk a guest has mounted may not be
+        consistent, so the sample itself is never booted."""
         sample = self.supervisor.paths.default_rootfs
-        if self.url or not sample.exists() or not sample_in_use(sample, records):
-            return None
-        return sample
+        return None if self.url or not sample.exists() else sample
 
     def _create_from_form(self: GlidexApp, spec: VmSpec | None) -> None:
         if spec is None:
             return
-        sample = self._sample_to_copy(self.supervisor.list())
+        sample = self._sample_to_copy()
         if sample is None or spec.rootfs_path != str(copy_path(sample, spec.name)) \
                 or Path(spec.rootfs_path).exists():
             self.run_worker(self._run("create", self.supervisor.create(spec)))

@@ -14,7 +14,13 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from glidex_core.config import HYPERVISORS
-from glidex_core.models import DEFAULT_MEM_MIB, DEFAULT_VCPUS, VmSpec
+from glidex_core.models import (
+    DEFAULT_MEM_MIB,
+    DEFAULT_VCPUS,
+    ValidationError,
+    VmSpec,
+    validate_name,
+)
 from glidex_tui.disk_copies import copy_path
 
 
@@ -26,8 +32,8 @@ class FormDefaults:
     hypervisor: str
     max_mem_mib: int
     taken_names: frozenset[str] = frozenset()
-    # Set when the sample rootfs belongs to a VM already: the form proposes a copy of it per
-    # VM (see disk_copies.py), following the name typed until the rootfs field is edited.
+    # The sample rootfs, when this dashboard can copy it: the form then proposes a copy of it
+    # per VM (see disk_copies.py), following the name typed until the rootfs field is edited.
     copy_sample_rootfs: Path | None = None
 
 
@@ -40,6 +46,15 @@ TEXT_FIELDS = (
     ("kernel_args", "Kernel args (optional; empty = the hypervisor's defaults)"),
 )
 INT_FIELDS = {"vcpu_count", "mem_size_mib"}
+
+
+def _valid_name(name: str) -> bool:
+    """Only a valid name names a disk copy ("a/b" would not even be a file name)."""
+    try:
+        validate_name(name)
+    except ValidationError:
+        return False
+    return True
 
 
 class CreateVmScreen(ModalScreen[VmSpec | None]):
@@ -126,10 +141,11 @@ class CreateVmScreen(ModalScreen[VmSpec | None]):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         sample = self.defaults.copy_sample_rootfs
-        if sample is not None and event.input.id == "name":
+        name = event.value.strip()
+        if sample is not None and event.input.id == "name" and _valid_name(name):
             rootfs = self.query_one("#rootfs_path", Input)
             if rootfs.value == self._proposed_copy:  # not edited by hand: follow the name
-                self._proposed_copy = str(copy_path(sample, event.value.strip() or "vm"))
+                self._proposed_copy = str(copy_path(sample, name))
                 rootfs.value = self._proposed_copy
         self._show_copy_note()
         self.validate_all()
@@ -140,8 +156,8 @@ class CreateVmScreen(ModalScreen[VmSpec | None]):
         copying = sample is not None and rootfs == self._proposed_copy \
             and not Path(rootfs).exists()
         self.query_one("#rootfs-note", Label).update(
-            f"the sample {sample} belongs to another VM: this VM gets a copy of it of its own, "
-            "made on create" if copying else "")
+            f"a copy of the sample {sample} of its own, made on create (running VMs cannot "
+            "share a disk)" if copying else "")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.action_submit()
@@ -155,3 +171,6 @@ class CreateVmScreen(ModalScreen[VmSpec | None]):
     def action_submit(self) -> None:
         if self.validate_all():
             self.dismiss(self._spec()[0])
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
