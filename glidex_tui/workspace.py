@@ -128,10 +128,12 @@ class WorkspaceActions:
         if area.active is None:
             self._live_pane()
             return
+        from_table = self.focused is self.query_one(VmTable)
         following = area.close(area.active)
-        if following is not None:
+        if following is not None and not from_table:
             area.focus_pane(following)
-        else:
+        else:  # closed from the table (^\ x, :close): the keyboard stays there
+            area.active = following
             self.screen.set_focus(self.query_one(VmTable))
 
     def action_zoom_pane(self: GlidexApp) -> None:
