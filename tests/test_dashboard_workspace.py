@@ -3,8 +3,11 @@ each, close, maximise, the prefix key, and the layout saved in config.toml and r
 
 from __future__ import annotations
 
+import html
+import re
 import tomllib
 
+from glidex_core.config import Paths
 from glidex_core.models import VmState
 from glidex_core.supervisor import Supervisor
 from glidex_tui.app import GlidexApp
@@ -13,6 +16,7 @@ from glidex_tui.widgets.console_area import ConsoleArea
 from glidex_tui.widgets.console_pane import ConsolePane
 from glidex_tui.widgets.prefix_overlay import PrefixOverlay
 from glidex_tui.widgets.vm_table import VmTable
+from tests.helpers import Console
 from tests.test_dashboard_helpers import pane_text, standin_vms, type_text, wait_until
 
 NAMES = ["web", "db", "cache", "queue"]
@@ -325,3 +329,37 @@ async def test_stty_tells_the_guest_the_whole_pane(home, qemu_standin):
             web = pane_of(app, "web")
             assert (web.emulator.columns, web.emulator.lines) == (80, 24)
             await pilot.press("q")
+
+
+def screen_text(app: GlidexApp) -> str:
+    """What the terminal would show: the text of the app's screenshot."""
+    return html.unescape(" ".join(re.findall(r">([^<]*)</text>", app.export_screenshot())))
+
+
+async def test_a_pane_made_shorter_than_the_guest_still_shows_its_cursor_row(home, qemu_standin):
+    """Found by a new user: after a split below (or maximise and back) a pane shorter than the
+    guest's 24 rows showed the top of the guest screen, not the prompt, until more output."""
+    async with standin_vms(home, NAMES[:2]):
+        app = GlidexApp(home=home)
+        async with app.run_test(size=(120, 50)) as pilot:
+            await open_panes(pilot, app, ["web"])
+            web = pane_of(app, "web")
+            console = await Console.attach(Paths(home).console_socket(app.supervisor.get("web").id))
+            try:
+                await console.send(b"".join(b"echo line%05d\r" % i for i in range(3000)))
+                await wait_until(pilot, lambda: "line02999" in pane_text(web), what="output")
+                await pilot.pause(0.3)
+                assert web.size.height >= web.emulator.lines  # the whole guest screen shows
+                table = app.query_one(VmTable)
+                table.move_cursor(row=table.get_row_index(app.supervisor.get("db").id))
+                await pilot.press("minus")  # db below web: web gets shorter than 24 rows
+                await wait_until(pilot, lambda: len(app.area.panes) == 2)
+                await pilot.pause(0.5)
+                assert web.size.height < web.emulator.lines
+                assert "line02999" in screen_text(app)
+                await pilot.press("ctrl+backslash", "z", "ctrl+backslash", "z")
+                await pilot.pause(0.5)
+                assert "line02999" in screen_text(app)
+            finally:
+                await console.close()
+            await pilot.press("ctrl+right_square_bracket", "q")

@@ -997,6 +997,9 @@ class ConsolePane(ScrollView, can_focus=True, inherit_bindings=False):
     def on_resize(self) -> None:
         self._strips.clear()
         self._follow_cursor()
+        # Repaint whole: the compositor may keep the lines it had at this size before (found
+        # by a new user: a pane shrunk by a split kept showing the top of the guest screen).
+        self.refresh()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
