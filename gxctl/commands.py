@@ -105,8 +105,27 @@ def create_body(ctx: Context, args: argparse.Namespace) -> dict:
     return body
 
 
+def shared_disk_note(ctx: Context, body: dict) -> str | None:
+    """A warning when another VM already has this root disk: the server refuses to start two
+    VMs on one disk (one guest's writes would corrupt the other's file system)."""
+    disk = body.get("rootfs_path")
+    users = [vm["name"] for vm in ctx.client.list_vms()
+             if disk and os.path.realpath(vm.get("rootfs_path") or "") == os.path.realpath(disk)]
+    if not users:
+        return None
+    stem, suffix = os.path.splitext(disk)
+    copy = f"{stem}-{body.get('name', 'copy')}{suffix}"
+    return (f"note: {', '.join(users)} already use{'s' if len(users) == 1 else ''} {disk}; "
+            f"{body.get('name')} cannot run while {'it runs' if len(users) == 1 else 'they run'}"
+            f". To give it a disk of its own: cp {disk} {copy}, then create it with "
+            f"--rootfs {copy}")
+
+
 def cmd_create(ctx: Context, args: argparse.Namespace) -> int:
-    vm = ctx.client.create_vm(create_body(ctx, args))
+    body = create_body(ctx, args)
+    if note := shared_disk_note(ctx, body):
+        ctx.err.write(note + "\n")  # stderr: --json output stays JSON
+    vm = ctx.client.create_vm(body)
     ctx.emit(vm, lambda: f"Created {vm.get('name')} ({vm.get('id')})")
     return 0
 

@@ -281,8 +281,13 @@ def test_create_defaults_come_from_glidex_home(cp, client_home):
     assert vm["kernel_image_path"] == str(client_home / "vmlinuz")
     assert vm["rootfs_path"] == str(client_home / "rootfs.ext4")
     (client_home / "vmlinux.bin").write_bytes(b"")  # a Firecracker kernel wins when present
-    vm2 = json.loads(gx(cp, client_home, "--json", "create", "--name", "defaults2").stdout)
+    second = gx(cp, client_home, "--json", "create", "--name", "defaults2")
+    vm2 = json.loads(second.stdout)  # the note below goes to stderr: stdout stays JSON
     assert vm2["kernel_image_path"] == str(client_home / "vmlinux.bin")
+    # Found by a new user: two VMs on one disk cannot both run; say so, and how to copy it.
+    disk = client_home / "rootfs.ext4"
+    assert f"note: defaults already uses {disk}" in second.stderr
+    assert f"cp {disk} {client_home / 'rootfs-defaults2.ext4'}" in second.stderr
     relative = json.loads(gx(cp, client_home, "--json", "create", "--name", "rel", "--kernel",
                              "k.bin", "--rootfs", "r.ext4", cwd=client_home).stdout)
     assert relative["kernel_image_path"] == str(client_home / "k.bin")
