@@ -90,8 +90,12 @@ async def test_vmm_death_is_detected_reported_and_recoverable(standin_plane, tmp
             await async_wait_until(
                 lambda: plane.http.get(f"/vms/{vm_id}/console").json()["clients"] == 2, 10,
                 message="both clients attached at the keeper")
+            seen_by_ws = b""
             if kind == "sigkill":
                 await console.expect(rb"c\d+\r\n")
+                # The WebSocket's stream is live too before the kill (the line above may
+                # have been on its way before the WebSocket attached, and then it saw none).
+                seen_by_ws = await asyncio.wait_for(ws.recv(), 10)
                 died_at = time.monotonic()
                 os.kill(vmm_pid, signal.SIGKILL)
             elif death.cause is not None:
@@ -108,7 +112,7 @@ async def test_vmm_death_is_detected_reported_and_recoverable(standin_plane, tmp
 
             # Attached clients get the final bytes, then the end of the stream.
             local = await read_to_end(console)
-            remote = await read_ws_to_end(ws)
+            remote = seen_by_ws + await read_ws_to_end(ws)
         finally:
             await console.close()
             await ws.close()
