@@ -66,12 +66,18 @@ class VmmMetrics:
     def sample(self, records: Iterable[VmRecord]) -> None:
         seen: set[str] = set()
         for record in records:
-            pid = verified_vmm_pid(self.paths, record)
+            process = self._processes.get(record.id)
+            stats = self._stats.get(record.id)
+            if process is not None and stats is not None and record.is_live \
+                    and stats.pid == record.vmm_pid:
+                # Vouched for when first measured: psutil's own check (pid and start time)
+                # is enough from then on, without reading the pid file every second.
+                pid = record.vmm_pid if process.is_running() else None
+            else:
+                pid = verified_vmm_pid(self.paths, record)
             if pid is None:
                 continue
             seen.add(record.id)
-            process = self._processes.get(record.id)
-            stats = self._stats.get(record.id)
             if process is None or stats is None or stats.pid != pid:
                 try:
                     process = psutil.Process(pid)

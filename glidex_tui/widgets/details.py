@@ -112,7 +112,44 @@ def cpu_bars(history: list[float], width: int) -> str:
                    for v in samples)
 
 
-class CpuSparkline(Static):
+def _line_lengths(text: str) -> list[int]:
+    return [len(line) for line in text.split("\n")]
+
+
+class QuietStatic(Static):
+    """A Static that ignores an update to what it already shows, and asks for a layout only
+    when its lines change length: the panel is refreshed every second (the uptime, CPU%), and
+    every update with a layout reflowed the whole screen (bench figure 6.7, idle CPU)."""
+
+    _shown: str | None = None
+
+    def show_text(self, content: str) -> None:
+        if content == self._shown:
+            return
+        before, self._shown = self._shown, content
+        same_shape = before is not None and _line_lengths(before) == _line_lengths(content)
+        self.update(content, layout=not same_shape)  # same lengths: same wrapping, same size
+
+
+class _TailCache:
+    """The last console lines of one log, read again only when the log has changed."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._lines: list[str] = []
+
+    def lines(self, log_path: Path) -> list[str]:
+        try:
+            stat = log_path.stat()
+        except OSError:
+            return []
+        key = (str(log_path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        if key != self._key:
+            self._key, self._lines = key, console_tail_lines(log_path)
+        return self._lines
+
+
+class CpuSparkline(QuietStatic):
     """Recent CPU of the VMM, one bar per second."""
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -121,43 +158,47 @@ class CpuSparkline(Static):
 
     def show(self, history: list[float]) -> None:
         self.data = history
-        self.update(cpu_bars(history, self.content_size.width or 40))
+        self.show_text(cpu_bars(history, self.content_size.width or 40))
 
 
 class VmDetails(VerticalScroll, can_focus=False):
     """Shows one VM: its record, live usage with a CPU sparkline, and its last console lines."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._tail = _TailCache()
+
     def compose(self) -> ComposeResult:
-        yield Static("", id="details-info")
-        yield Static("", id="details-usage")
+        yield QuietStatic("", id="details-info")
+        yield QuietStatic("", id="details-usage")
         yield CpuSparkline(id="details-cpu")
-        yield Static("", id="details-console")
+        yield QuietStatic("", id="details-console")
 
     def show(self, record: VmRecord | None, *, log_path: Path | None = None,
              console_source: Path | None = None, stats: VmmStats | None = None,
              now: float = 0.0, empty_hint: str = "") -> None:
         """Show ``record`` (None: ``empty_hint``). ``log_path`` is shown; ``console_source``
         is read."""
-        info = self.query_one("#details-info", Static)
-        usage = self.query_one("#details-usage", Static)
+        info = self.query_one("#details-info", QuietStatic)
+        usage = self.query_one("#details-usage", QuietStatic)
         sparkline = self.query_one("#details-cpu", CpuSparkline)
-        console = self.query_one("#details-console", Static)
+        console = self.query_one("#details-console", QuietStatic)
         if record is None:
-            info.update(empty_hint or "No VM selected.")
-            usage.update("")
+            info.show_text(empty_hint or "No VM selected.")
+            usage.show_text("")
             sparkline.show([])
             sparkline.display = False
-            console.update("")
+            console.show_text("")
             return
-        info.update(describe_record(record, log_path or Path("-"), now))
-        usage.update(describe_usage(record, stats))
+        info.show_text(describe_record(record, log_path or Path("-"), now))
+        usage.show_text(describe_usage(record, stats))
         sparkline.show(list(stats.cpu_history) if stats is not None else [])
         sparkline.display = stats is not None
-        tail = console_tail_lines(console_source) if console_source else []
+        tail = self._tail.lines(console_source) if console_source else []
         if tail:
-            console.update("[b]last console lines[/b]\n" + "\n".join(escape(t) for t in tail))
+            console.show_text("[b]last console lines[/b]\n" + "\n".join(escape(t) for t in tail))
         else:
-            console.update("[b]last console lines[/b]\n[dim](none yet)[/dim]")
+            console.show_text("[b]last console lines[/b]\n[dim](none yet)[/dim]")
         if record.state in (VmState.CRASHED, VmState.FAILED):
             console.add_class("-alert")
         else:
