@@ -23,7 +23,7 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.theme import Theme
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Footer, Header, Input
 
 from glidex_core.api.remote import RemoteSupervisor
 from glidex_core.api.server import ApiServer, read_discovery
@@ -44,7 +44,7 @@ from glidex_tui.themes import DEFAULT_THEME, load_all_themes
 from glidex_tui.vm_actions import VmActions
 from glidex_tui.widgets.console_area import ConsoleArea
 from glidex_tui.widgets.console_pane import ConsolePane
-from glidex_tui.widgets.details import VmDetails
+from glidex_tui.widgets.details import QuietStatic, VmDetails
 from glidex_tui.widgets.filter_input import FilterInput
 from glidex_tui.widgets.prefix_overlay import PrefixOverlay
 from glidex_tui.widgets.vm_table import VmTable
@@ -134,7 +134,7 @@ class GlidexApp(VmActions, WorkspaceActions, App[None]):
             with Horizontal(id="top"):
                 with Vertical(id="table-column"):
                     yield FilterInput(id="filter")
-                    yield Static("", id="table-status")
+                    yield QuietStatic("", id="table-status")
                     yield VmTable(id="vms", clock=self.clock)
                 yield VmDetails(id="details")
             yield ConsoleArea(id="consoles")
@@ -284,7 +284,8 @@ class GlidexApp(VmActions, WorkspaceActions, App[None]):
         self._show_status()
 
     def _show_status(self) -> None:
-        self.query_one("#table-status", Static).update(self.table.summary().describe())
+        # Once a second: unchanged text is not set again (each update reflowed the screen)
+        self.query_one("#table-status", QuietStatic).show_text(self.table.summary().describe())
 
     def on_vm_table_view_changed(self, _message: VmTable.ViewChanged) -> None:
         self._show_details()
